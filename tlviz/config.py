@@ -1,0 +1,47 @@
+"""Settings: where tlviz keeps its caches and ledger, where it looks for data, and limits.
+
+Every setting has an environment variable so that tests, CI, benchmarks and the
+dashboard can point the same code at different folders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home_dir() -> Path:
+    """tlviz's own folder (caches, run ledger, user datasets): ``$TLVIZ_HOME`` or ``~/.tlviz``."""
+    p = Path(os.environ.get("TLVIZ_HOME") or Path.home() / ".tlviz").expanduser()
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def cache_dir(kind: str) -> Path:
+    """A cache sub-folder of the home directory, e.g. ``cache_dir("embeddings")``."""
+    p = home_dir() / "cache" / kind
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def data_dir() -> Path | None:
+    """Folder holding named datasets (``$TLVIZ_DATA_DIR``); None when unset or missing."""
+    raw = os.environ.get("TLVIZ_DATA_DIR")
+    if not raw:
+        return None
+    p = Path(raw).expanduser()
+    return p if p.is_dir() else None
+
+
+def user_datasets_dir() -> Path:
+    """Where uploaded zips and webcam datasets are stored."""
+    p = home_dir() / "datasets"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def downloads_dir() -> Path:
+    """Where downloadable datasets land when online."""
+    p = home_dir() / "downloads"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
