@@ -1,0 +1,278 @@
+"""The ``tlviz`` command: datasets, backbones, embed, project, train, runs.
+
+Every subcommand prints a readable table; ``--json`` puts one JSON object on the last
+line. Errors are one line on stderr and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def _progress_bar(desc: str):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int, msg: str) -> None:
+        nonlocal bar
+        if bar is None or bar.desc != msg:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=total or None, desc=msg, file=sys.stderr, leave=False,
+                       disable=not sys.stderr.isatty(), mininterval=0.5)
+        bar.n = done
+        bar.refresh()
+        if total and done >= total:
+            bar.close()
+
+    return update
+
+
+def _emit(args, obj, table: str | None = None) -> None:
+    if table:
+        print(table)
+    if getattr(args, "json", False):
+        print(json.dumps(obj, default=str))
+
+
+def cmd_datasets(args) -> int:
+    from tlviz.data import get_dataset_info, list_datasets
+
+    if args.download:
+        info = get_dataset_info(args.download)
+        if info.download is None:
+            raise SystemExit(f"{args.download} is not downloadable")
+        info.download(_progress_bar("download"))
+    rows = []
+    for info in list_datasets():
+        ok, why = info.available()
+        rows.append({"name": info.name, "kind": info.kind, "available": ok,
+                     "description": info.description, "status": why})
+    table = "\n".join(f"{r['name']:<16} {r['kind']:<9} {'yes' if r['available'] else 'no ':<4} "
+                      f"{r['description'] if r['available'] else r['status']}" for r in rows)
+    _emit(args, rows, f"{'name':<16} {'kind':<9} {'here':<4} description\n{table}")
+    return 0
+
+
+def cmd_backbones(args) -> int:
+    from tlviz.backbones import list_backbones
+
+    rows = []
+    for s in list_backbones():
+        ok, why = s.available()
+        rows.append({"name": s.name, "feature_dim": s.feature_dim, "input_size": s.input_size,
+                     "offline": ok, "description": s.description, "status": why})
+    table = "\n".join(f"{r['name']:<20} {r['feature_dim']:>5} {r['input_size']:>4}px "
+                      f"{'yes' if r['offline'] else 'no ':<4} "
+                      f"{r['description'] if r['offline'] else r['status']}" for r in rows)
+    _emit(args, rows, f"{'name':<20} {'dim':>5} {'size':>6} {'here':<4} description\n{table}")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from tlviz.data import load_dataset
+    from tlviz.embed import embed
+    from tlviz.metrics import separation_report
+
+    ds = load_dataset(args.dataset, seed=args.seed, download=args.download)
+    _warn_dataset(ds)
+    t0 = time.perf_counter()
+    emb = embed(ds, args.backbone, backend=args.backend, progress=_progress_bar("embed"),
+                int8=args.int8)
+    secs = time.perf_counter() - t0
+    rep = separation_report(*emb.split(None))
+    out = {"dataset": ds.name, "backbone": args.backbone, "images": len(ds),
+           "dim": int(emb.features.shape[1]), "seconds": round(secs, 3), "from_cache": emb.from_cache,
+           "images_per_second": round(len(ds) / secs, 1) if not emb.from_cache else None,
+           "failed": len(emb.failed), **{k: round(v, 4) for k, v in rep.items()}}
+    _emit(args, out, "\n".join(f"{k:<20} {v}" for k, v in out.items()))
+    return 0
+
+
+def cmd_project(args) -> int:
+    import numpy as np
+
+    from tlviz.data import load_dataset
+    from tlviz.embed import embed
+    from tlviz.project import project
+
+    ds = load_dataset(args.dataset, seed=args.seed, download=args.download)
+    emb = embed(ds, args.backbone, progress=_progress_bar("embed"))
+    idx = emb.indices(None)
+    t0 = time.perf_counter()
+    xy = project(np.asarray(emb.features[idx]), args.method, args.dim, args.seed, key=emb.key)
+    secs = time.perf_counter() - t0
+    if args.out:
+        import pandas as pd
+
+        df = pd.DataFrame(xy, columns=[f"x{k}" for k in range(args.dim)])
+        df["label"] = [ds.classes[k] for k in ds.labels[idx]]
+        df["split"] = ds.splits[idx]
+        df["path"] = [ds.path(int(i)) for i in idx]
+        df.to_csv(args.out, index=False)
+    out = {"dataset": ds.name, "backbone": args.backbone, "method": args.method, "dim": args.dim,
+           "points": len(idx), "seconds": round(secs, 3), "out": args.out}
+    _emit(args, out, "\n".join(f"{k:<10} {v}" for k, v in out.items()))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tlviz.train import TrainConfig, train
+
+    params = json.loads(args.params) if args.params else {}
+    augment = None
+    if args.augment:
+        from tlviz.augment import AugmentConfig
+
+        augment = (AugmentConfig.book() if args.augment == "book" else
+                   AugmentConfig.from_dict(json.loads(args.augment))).to_dict()
+    cfg = TrainConfig(dataset=args.dataset, backbone=args.backbone, head=args.head,
+                      head_params=params, mode=args.mode, augment=augment, epochs=args.epochs,
+                      seed=args.seed, name=args.name)
+    from tlviz.data import load_dataset
+
+    ds = load_dataset(args.dataset, seed=args.seed, download=args.download)
+    _warn_dataset(ds)
+    res = train(cfg, dataset=ds, progress=_progress_bar("train"))
+    obj = res.to_json()
+    lines = [f"run {res.run_id}: {cfg.mode} {cfg.backbone} + {cfg.head} on {ds.name}",
+             f"  train accuracy {_pct(res.train_accuracy)}   val accuracy {_pct(res.val_accuracy)}"
+             f"   test accuracy {_pct(res.test_accuracy)}   {res.seconds:.1f} s"]
+    _emit(args, obj, "\n".join(lines))
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from tlviz.runs import Ledger
+
+    led = Ledger()
+    if args.action == "list":
+        df = led.list_runs()
+        _emit(args, df.to_dict(orient="records"), df.to_string(index=False) if len(df) else "no runs yet")
+    elif args.action == "show":
+        run = led.get_run(_one_id(args))
+        hist = run.pop("history")
+        print(json.dumps(run, indent=2, default=str))
+        print(hist.to_string(index=False))
+        if args.json:
+            run["history"] = hist.to_dict(orient="records")
+            print(json.dumps(run, default=str))
+    elif args.action == "compare":
+        df = led.compare(args.ids)
+        _emit(args, df.to_dict(orient="records"), df.to_string(index=False))
+    elif args.action == "delete":
+        n = led.delete(args.ids)
+        _emit(args, {"deleted": n}, f"deleted {n} run(s)")
+    elif args.action == "export":
+        if not args.out:
+            raise SystemExit("export needs --out FILE.csv or FILE.json")
+        ids = args.ids or led.list_runs()["id"].tolist()
+        path = led.export(ids, args.out)
+        _emit(args, {"exported": len(ids), "path": str(path)}, f"wrote {len(ids)} run(s) to {path}")
+    return 0
+
+
+def _one_id(args) -> int:
+    if len(args.ids) != 1:
+        raise SystemExit("give exactly one run id")
+    return args.ids[0]
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _warn_dataset(ds) -> None:
+    for path, reason in ds.skipped[:10]:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if len(ds.skipped) > 10:
+        print(f"... and {len(ds.skipped) - 10} more skipped files", file=sys.stderr)
+    for w in ds.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tlviz", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, dataset=True, backbone=True):
+        sp.add_argument("--json", action="store_true", help="one JSON object on the last line")
+        if dataset:
+            sp.add_argument("--dataset", default="digits", help="registered name, folder or .zip")
+            sp.add_argument("--download", action="store_true", help="download if missing (online)")
+            sp.add_argument("--seed", type=int, default=0)
+        if backbone:
+            sp.add_argument("--backbone", default="mobilenet_v2")
+        return sp
+
+    s = common(sub.add_parser("datasets", help="list datasets and whether they are here"),
+               dataset=False, backbone=False)
+    s.add_argument("--download", metavar="NAME", help="download a dataset (online)")
+    common(sub.add_parser("backbones", help="list backbones and whether they work offline"),
+           dataset=False, backbone=False)
+    s = common(sub.add_parser("embed", help="embed a dataset (cached) and print separation"))
+    s.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
+    s.add_argument("--int8", action="store_true", help="INT8-quantised ONNX model")
+    s = common(sub.add_parser("project", help="UMAP/PCA/t-SNE of a dataset's embedding"))
+    s.add_argument("--method", default="umap", choices=["umap", "pca", "tsne"])
+    s.add_argument("--dim", type=int, default=2, choices=[2, 3])
+    s.add_argument("--out", help="write the layout as CSV")
+    s = common(sub.add_parser("train", help="train a head or a model; store the run"))
+    s.add_argument("--head", default="logistic")
+    s.add_argument("--params", help='head hyper-parameters as JSON, e.g. \'{"C": 0.5}\'')
+    s.add_argument("--mode", default="feature-extraction")
+    s.add_argument("--augment", help='"book" or a JSON AugmentConfig')
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--name")
+    s = common(sub.add_parser("runs", help="list, show, compare, delete or export runs"),
+               dataset=False, backbone=False)
+    s.add_argument("action", choices=["list", "show", "compare", "delete", "export"])
+    s.add_argument("ids", nargs="*", type=int)
+    s.add_argument("--out")
+    _extend_parser(sub, common)
+    return p
+
+
+def _extend_parser(sub, common) -> None:
+    """Subcommands defined elsewhere (e.g. ``ladder``) add themselves here."""
+    try:
+        from tlviz import ladder
+    except ImportError:
+        return
+    ladder.add_cli(sub, common)
+
+
+COMMANDS = {"datasets": cmd_datasets, "backbones": cmd_backbones, "embed": cmd_embed,
+            "project": cmd_project, "train": cmd_train, "runs": cmd_runs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    args = build_parser().parse_args(argv)
+    fn = COMMANDS.get(args.command) or getattr(args, "func", None)
+    try:
+        return fn(args)
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(f"tlviz: {e.code}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("tlviz: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, RuntimeError, OSError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"tlviz: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

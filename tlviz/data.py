@@ -1,0 +1,612 @@
+"""Datasets: one interface over built-in, folder, zip, data-directory and downloadable images.
+
+An :class:`ImageDataset` is a list of image *sources* (file paths, or rows of an
+in-memory array) with integer labels, class names and a split per image
+(``train``/``val``/``test``). Unreadable files are skipped at scan time and listed
+in ``dataset.skipped`` with a reason; nothing here raises on bad images.
+
+>>> ds = load_dataset("digits")
+>>> ds.classes[:3], len(ds) > 1000
+(['0', '1', '2'], True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tlviz import config
+from tlviz.safeio import BadArchive, BadImage, default_limits, open_image, safe_extract_zip
+
+SPLITS = ("train", "val", "test")
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                 "validation": "val", "test": "test", "testing": "test"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
+
+Progress = Callable[[int, int, str], None]
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as asked; the message says what to do."""
+
+
+class DatasetUnavailable(DatasetError):
+    """A dataset that is not on this machine (and cannot be downloaded now)."""
+
+
+@dataclass
+class ImageDataset:
+    """Images with labels, class names and splits.
+
+    ``sources[i]`` is a file path (str) or an index into ``arrays`` (uint8, HxW or HxWx3).
+    """
+
+    name: str
+    classes: list[str]
+    sources: list
+    labels: np.ndarray
+    splits: np.ndarray
+    arrays: np.ndarray | None = None
+    root: Path | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.splits = np.asarray(self.splits, dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __repr__(self) -> str:
+        counts = {s: int((self.splits == s).sum()) for s in self.split_names}
+        return f"ImageDataset({self.name!r}, {len(self.classes)} classes, {counts})"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def split_names(self) -> list[str]:
+        return [s for s in SPLITS if (self.splits == s).any()]
+
+    def indices(self, split: str | None) -> np.ndarray:
+        """Positions of the images in ``split`` (all images for None)."""
+        if split is None:
+            return np.arange(len(self))
+        return np.flatnonzero(self.splits == split)
+
+    def path(self, i: int) -> str:
+        """A human-readable name for image ``i`` (its file path, or ``name[i]``)."""
+        src = self.sources[i]
+        return src if isinstance(src, str) else f"{self.name}[{src}]"
+
+    def load(self, i: int, size: int | None = None) -> Image.Image:
+        """Image ``i`` as RGB. ``size`` lets JPEGs decode at reduced scale (>= size)."""
+        src = self.sources[i]
+        if isinstance(src, str):
+            return open_image(src, max_pixels=default_limits().max_image_pixels, draft_size=size)
+        arr = self.arrays[src]
+        im = Image.fromarray(arr)
+        return im.convert("RGB")
+
+    def counts(self):
+        """A DataFrame of image counts: one row per class, one column per split."""
+        import pandas as pd
+
+        df = pd.crosstab(pd.Categorical([self.classes[k] for k in self.labels], self.classes),
+                         pd.Categorical(list(self.splits), list(SPLITS)), dropna=False)
+        df = df[[s for s in SPLITS if df[s].sum() > 0]]
+        df.index.name, df.columns.name = "class", None
+        return df
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash of the images' bytes (in order), labels and class names.
+
+        Splits are left out: features per image do not depend on them.
+        """
+        h = hashlib.sha256()
+        h.update(json.dumps(self.classes).encode())
+        h.update(self.labels.tobytes())
+        if self.arrays is not None:
+            h.update(np.ascontiguousarray(self.arrays).tobytes())
+            h.update(np.asarray([s if isinstance(s, int) else -1 for s in self.sources]).tobytes())
+        paths = [s for s in self.sources if isinstance(s, str)]
+        for digest in _file_digests(paths):
+            h.update(digest)
+        return h.hexdigest()[:20]
+
+    def with_splits(self, splits: np.ndarray, warnings: Sequence[str] = ()) -> ImageDataset:
+        """The same images with other split assignments."""
+        ds = self.subset(np.arange(len(self)))
+        ds.splits = np.asarray(splits, dtype=object)
+        ds.warnings += list(warnings)
+        return ds
+
+    def ensure_val(self, fraction: float = 0.2, seed: int = 0) -> ImageDataset:
+        """Self when a val split exists; else a seeded stratified part of train becomes val."""
+        if (self.splits == "val").any() or not (self.splits == "train").any():
+            return self
+        tr = self.indices("train")
+        sub, _ = stratified_split(self.labels[tr], (1 - fraction, fraction), seed, ("train", "val"))
+        splits = self.splits.copy()
+        splits[tr] = sub
+        return self.with_splits(splits, [f"no val split: {fraction:.0%} of train (seed {seed}) "
+                                         "held out as val"])
+
+    def subset(self, idx: Sequence[int] | np.ndarray, name: str | None = None) -> ImageDataset:
+        """A dataset of the images at positions ``idx`` (same classes)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return ImageDataset(name or self.name, list(self.classes), [self.sources[i] for i in idx],
+                            self.labels[idx], self.splits[idx], self.arrays, self.root,
+                            list(self.skipped), list(self.warnings))
+
+
+def _file_digests(paths: list[str]) -> list[bytes]:
+    """sha256 of each file, remembered per (path, size, mtime) so a re-scan is cheap."""
+    cache_file = config.cache_dir("fingerprints") / "files.json"
+    try:
+        memo = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    out, changed = [], False
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(b"missing")
+            continue
+        key = f"{p}|{st.st_size}|{st.st_mtime_ns}"
+        d = memo.get(key)
+        if d is None:
+            with open(p, "rb") as f:
+                d = hashlib.sha256(f.read()).hexdigest()
+            memo[key], changed = d, True
+        out.append(bytes.fromhex(d))
+    if changed:
+        _atomic_write_text(cache_file, json.dumps(memo))
+    return out
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def stratified_split(labels: np.ndarray, fractions=(0.6, 0.2, 0.2), seed: int = 0,
+                     names=SPLITS) -> tuple[np.ndarray, list[str]]:
+    """Assign each label to a split, per class, seeded. Returns (splits, warnings).
+
+    A class with too few images for every split keeps them in train and says so.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    splits = np.empty(len(labels), dtype=object)
+    warnings = []
+    fr = np.asarray(fractions, dtype=float) / sum(fractions)
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        rng.shuffle(idx)
+        n = len(idx)
+        if n < len(fr):
+            splits[idx] = names[0]
+            warnings.append(f"class {int(k)} has {n} image(s): too few for a stratified "
+                            f"{'/'.join(names)} split; all kept in {names[0]}")
+            continue
+        # at least one image per split, the rest by fraction
+        sizes = np.maximum(1, np.floor(fr[1:] * n).astype(int))
+        start = n - sizes.sum()
+        splits[idx[:start]] = names[0]
+        for name, size in zip(names[1:], sizes):
+            splits[idx[start:start + size]] = name
+            start += size
+    return splits, warnings
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def _is_image_file(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+
+
+def _check_image(path: str) -> str | None:
+    """Reason the image is unusable, or None. Decodes at reduced scale: cheap."""
+    try:
+        open_image(path, max_pixels=default_limits().max_image_pixels, draft_size=16)
+    except BadImage as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - a scan must never crash on a file
+        return f"unreadable ({type(e).__name__})"
+    return None
+
+
+def _checked(paths: list[str]) -> dict[str, str | None]:
+    """Check images in parallel threads (Pillow releases the GIL while decoding)."""
+    with ThreadPoolExecutor(max_workers=4) as ex:
+        return dict(zip(paths, ex.map(_check_image, paths)))
+
+
+def scan_folder(root: str | os.PathLike, name: str | None = None, seed: int = 0,
+                fractions=(0.6, 0.2, 0.2)) -> ImageDataset:
+    """Read an ImageFolder layout: ``root/<split>/<class>/*`` or ``root/<class>/*``.
+
+    Without split folders, a seeded stratified split is made (``fractions`` for
+    train/val/test). Files that are not images are listed in ``skipped``.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder")
+    name = name or root.name
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith((".", "__")))
+    split_dirs = {SPLIT_ALIASES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_ALIASES}
+    skipped: list[tuple[str, str]] = []
+    entries: list[tuple[str, str, str | None]] = []  # (path, class, split)
+
+    def collect(folder: Path, split: str | None) -> None:
+        for cdir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+            for f in sorted(cdir.rglob("*")):
+                if f.is_dir() or f.name.startswith("."):
+                    continue
+                if f.suffix.lower() in IMAGE_EXTENSIONS:
+                    entries.append((str(f), cdir.name, split))
+                else:
+                    skipped.append((str(f), f"not an image file ({f.suffix or 'no extension'})"))
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and not f.name.startswith("."):
+                skipped.append((str(f), "not inside a class folder"))
+
+    if split_dirs:
+        for split, d in split_dirs.items():
+            collect(d, split)
+    else:
+        collect(root, None)
+    problems = _checked([e[0] for e in entries])
+    good = []
+    for path, cls, split in entries:
+        if problems[path]:
+            skipped.append((path, problems[path]))
+        else:
+            good.append((path, cls, split))
+    classes = sorted({c for _, c, _ in good})
+    empty = sorted({c for _, c, _ in entries} - set(classes))
+    warnings = [f"class {c!r} has no readable images and is left out" for c in empty]
+    if not good:
+        raise DatasetError(f"no readable images found in {root}: expected class folders "
+                           f"(root/<class>/<image>) or split folders (root/train/<class>/<image>)")
+    if len(classes) < 2:
+        warnings.append(f"only one class ({classes[0]!r}): a classifier needs at least two")
+    index = {c: k for k, c in enumerate(classes)}
+    labels = np.array([index[c] for _, c, _ in good])
+    if split_dirs:
+        splits = np.array([s for _, _, s in good], dtype=object)
+        if "train" not in split_dirs:
+            warnings.append("no train/ folder: nothing to train on")
+    else:
+        splits, w = stratified_split(labels, fractions, seed)
+        warnings += [w_.replace(f"class {k} ", f"class {classes[k]!r} ", 1)
+                     for k in range(len(classes)) for w_ in w if w_.startswith(f"class {k} ")]
+    ds = ImageDataset(name, classes, [p for p, _, _ in good], labels, splits, root=root,
+                      skipped=skipped, warnings=warnings)
+    _warn_leakage(ds)
+    return ds
+
+
+def _warn_leakage(ds: ImageDataset) -> None:
+    """Warn when the same file content appears in two splits."""
+    if len(ds) > 20000 or len(ds.split_names) < 2:
+        return
+    seen: dict[bytes, str] = {}
+    dup = 0
+    for path, split, digest in zip(ds.sources, ds.splits, _file_digests(ds.sources)):
+        other = seen.setdefault(digest, split)
+        if other != split:
+            dup += 1
+            if dup <= 3:
+                ds.warnings.append(f"leakage: {Path(path).name} is in {split} and also in {other}")
+    if dup > 3:
+        ds.warnings.append(f"leakage: {dup} images appear in more than one split in all")
+
+
+# ----------------------------------------------------------------------------- archives
+
+
+def extract_zip(zip_path: str | os.PathLike, name: str | None = None) -> Path:
+    """Extract a zip of an ImageFolder layout into the user datasets folder, safely."""
+    zip_path = Path(zip_path)
+    h = hashlib.sha256()
+    with open(zip_path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    from tlviz.safeio import sanitize_name
+
+    dest = config.user_datasets_dir() / f"{sanitize_name(name or zip_path.stem)}-{h.hexdigest()[:8]}"
+    marker = dest / ".tlviz-root"
+    if marker.exists():
+        return Path(marker.read_text())
+    result = safe_extract_zip(zip_path, dest)
+    root = Path(getattr(result, "root", result))
+    marker.write_text(str(root))
+    return root
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A registered dataset: where it comes from and whether it is here now."""
+
+    name: str
+    description: str
+    kind: str  # builtin | datadir | download | user
+    loader: Callable[..., ImageDataset]
+    locate: Callable[[], str | None] = lambda: None  # None when available, else why not
+    download: Callable[[Progress | None], None] | None = None
+
+    def available(self) -> tuple[bool, str]:
+        why = self.locate()
+        return (why is None, why or "available offline")
+
+
+_REGISTRY: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    if info.name in _REGISTRY:
+        raise ValueError(f"dataset {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+    return info
+
+
+def list_datasets() -> list[DatasetInfo]:
+    """Registered datasets, then folders in the data directory and user datasets."""
+    out = list(_REGISTRY.values())
+    known = set(_REGISTRY)
+    for base, kind in ((config.data_dir(), "datadir"), (config.user_datasets_dir(), "user")):
+        if base is None:
+            continue
+        for d in sorted(base.iterdir()):
+            if d.is_dir() and not d.name.startswith(".") and d.name not in known:
+                root = Path((d / ".tlviz-root").read_text()) if (d / ".tlviz-root").exists() else d
+                out.append(DatasetInfo(d.name, f"folder {root}", kind,
+                                       lambda seed=0, _r=root, _n=d.name, **_: scan_folder(_r, _n, seed)))
+                known.add(d.name)
+    return out
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    for info in list_datasets():
+        if info.name == name:
+            return info
+    names = ", ".join(i.name for i in list_datasets())
+    raise DatasetError(f"unknown dataset {name!r}; known: {names}; or give a folder or .zip path")
+
+
+def load_dataset(ref: str | os.PathLike, seed: int = 0, download: bool = False,
+                 progress: Progress | None = None) -> ImageDataset:
+    """Load by registered name, folder path or zip path.
+
+    ``download=True`` lets a downloadable dataset fetch its files (online only).
+    """
+    p = Path(ref).expanduser()
+    if str(ref) not in _REGISTRY and p.suffix.lower() == ".zip" and p.is_file():
+        try:
+            return scan_folder(extract_zip(p), p.stem, seed)
+        except BadArchive as e:
+            raise DatasetError(f"{p.name}: {e}") from e
+    if str(ref) not in _REGISTRY and p.is_dir():
+        return scan_folder(p, seed=seed)
+    info = get_dataset_info(str(ref))
+    ok, why = info.available()
+    if not ok:
+        if download and info.download is not None:
+            info.download(progress)
+        else:
+            raise DatasetUnavailable(f"{info.name}: {why}")
+    return info.loader(seed=seed)
+
+
+# ----------------------------------------------------------------------------- built-ins
+
+
+def _load_digits(seed: int = 0, **_) -> ImageDataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    arrays = np.clip(d.images * (255.0 / 16.0), 0, 255).astype(np.uint8)
+    splits, _ = stratified_split(d.target, seed=seed)
+    return ImageDataset("digits", [str(k) for k in range(10)], list(range(len(arrays))),
+                        d.target, splits, arrays=arrays)
+
+
+register_dataset(DatasetInfo(
+    "digits", "scikit-learn's handwritten digits: 1,797 8x8 images, 10 classes (always offline)",
+    "builtin", _load_digits))
+
+
+def _find_in_data_dirs(*names: str) -> Path | None:
+    for base in (config.data_dir(), config.downloads_dir()):
+        if base is None:
+            continue
+        for n in names:
+            if (base / n).is_dir():
+                return base / n
+    return None
+
+
+def _download(url: str, dest: Path, progress: Progress | None, what: str, place: str) -> Path:
+    """Fetch ``url`` to ``dest`` with progress; offline, a message naming the file and place."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=20) as r, open(tmp, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := r.read(1 << 20):
+                f.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total, f"downloading {what}")
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        tmp.unlink(missing_ok=True)
+        raise DatasetUnavailable(f"could not download {what} ({e}). Offline: download {url} "
+                                 f"on a connected machine and {place}") from e
+    os.replace(tmp, dest)
+    return dest
+
+
+HYMENOPTERA_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+
+
+def _hymenoptera_locate() -> str | None:
+    if _find_in_data_dirs("hymenoptera", "hymenoptera_data"):
+        return None
+    return (f"not found. Put the extracted folder at $TLVIZ_DATA_DIR/hymenoptera "
+            f"(with train/ and val/), or extract {HYMENOPTERA_URL} into "
+            f"{config.downloads_dir()}/")
+
+
+def _hymenoptera_download(progress: Progress | None) -> None:
+    dest = config.downloads_dir()
+    z = _download(HYMENOPTERA_URL, dest / "hymenoptera_data.zip", progress, "hymenoptera",
+                  f"extract it into {dest}/")
+    safe_extract_zip(z, dest / "hymenoptera_data")
+
+
+def _hymenoptera_load(seed: int = 0, **_) -> ImageDataset:
+    root = _find_in_data_dirs("hymenoptera", "hymenoptera_data")
+    if root is None:
+        raise DatasetUnavailable(_hymenoptera_locate())
+    if not (root / "train").is_dir() and (root / "hymenoptera_data").is_dir():
+        root = root / "hymenoptera_data"
+    return scan_folder(root, "hymenoptera", seed)
+
+
+register_dataset(DatasetInfo(
+    "hymenoptera", "ants vs bees from the PyTorch transfer-learning tutorial: ~245 train, "
+    "153 val photos", "download", _hymenoptera_load, _hymenoptera_locate, _hymenoptera_download))
+
+
+def _cifar_small_locate() -> str | None:
+    return None if _find_in_data_dirs("cifar10-small") else (
+        "not found: put a folder cifar10-small/ (train/<class>/, test/<class>/ 32x32 JPEGs) "
+        "in $TLVIZ_DATA_DIR")
+
+
+register_dataset(DatasetInfo(
+    "cifar10-small", "a fixed 3,000-image subset of CIFAR-10 (32x32 JPEGs, 10 classes)",
+    "datadir", lambda seed=0, **_: scan_folder(_find_in_data_dirs("cifar10-small"),
+                                               "cifar10-small", seed),
+    _cifar_small_locate))
+
+
+# torchvision's downloadable datasets: (name, class, files it needs, kwargs per split)
+def _torchvision_dataset(name: str, cls_name: str, files: str, description: str, splits: dict):
+    root = lambda: config.downloads_dir() / name  # noqa: E731
+
+    def _make(split_kwargs, download):
+        import torchvision.datasets as tvd
+
+        return getattr(tvd, cls_name)(str(root()), download=download, **split_kwargs)
+
+    def locate() -> str | None:
+        try:
+            _make(next(iter(splits.values())), False)
+            return None
+        except Exception:  # noqa: BLE001 - torchvision raises RuntimeError/FileNotFoundError
+            return (f"not downloaded. Online: press download (or `tlviz datasets --download "
+                    f"{name}`). Offline: place {files} in {root()}/")
+
+    def download(progress: Progress | None) -> None:
+        if progress:
+            progress(0, 0, f"downloading {name} (see the console for progress)")
+        try:
+            for kw in splits.values():
+                _make(kw, True)
+        except Exception as e:  # noqa: BLE001
+            raise DatasetUnavailable(f"could not download {name} ({type(e).__name__}: {e}). "
+                                     f"Offline: place {files} in {root()}/") from e
+
+    def load(seed: int = 0, **_) -> ImageDataset:
+        sources, labels, split_of, arrays, classes = [], [], [], [], None
+        for split, kw in splits.items():
+            d = _make(kw, False)
+            if hasattr(d, "data") and isinstance(d.data, np.ndarray):  # CIFAR
+                off = sum(len(a) for a in arrays)
+                arrays.append(d.data)
+                sources += list(range(off, off + len(d.data)))
+                labels += list(d.targets)
+            else:  # file-based datasets
+                files_ = getattr(d, "_images", None) or getattr(d, "_image_files", None)
+                sources += [str(f) for f in files_]
+                labels += list(getattr(d, "_labels", None) or d.targets)
+            split_of += [split] * (len(sources) - len(split_of))
+            classes = classes or [str(c) for c in getattr(d, "classes", [])]
+        n_cls = int(max(labels)) + 1
+        if not classes or len(classes) != n_cls:
+            classes = [f"class {k}" for k in range(n_cls)]
+        return ImageDataset(name, classes, sources, np.array(labels), np.array(split_of, dtype=object),
+                            arrays=np.concatenate(arrays) if arrays else None, root=root())
+
+    register_dataset(DatasetInfo(name, description, "download", load, locate, download))
+
+
+_torchvision_dataset("cifar10", "CIFAR10", "cifar-10-python.tar.gz",
+                     "CIFAR-10 through torchvision: 60,000 32x32 images, 10 classes (download)",
+                     {"train": {"train": True}, "test": {"train": False}})
+_torchvision_dataset("oxford-pets", "OxfordIIITPet", "images.tar.gz and annotations.tar.gz",
+                     "Oxford-IIIT Pets through torchvision: 37 breeds, ~7,400 photos (download)",
+                     {"train": {"split": "trainval"}, "test": {"split": "test"}})
+_torchvision_dataset("flowers102", "Flowers102", "102flowers.tgz, imagelabels.mat and setid.mat",
+                     "Oxford Flowers-102 through torchvision: 102 classes, ~8,200 photos (download)",
+                     {"train": {"split": "train"}, "val": {"split": "val"}, "test": {"split": "test"}})
+
+
+# ----------------------------------------------------------------------------- user datasets
+
+
+def save_user_dataset(name: str, images: dict[str, list[bytes]]) -> Path:
+    """Save photos (e.g. webcam shots) per class as a reopenable ImageFolder dataset.
+
+    ``images`` maps class name -> list of encoded image bytes. Returns the folder.
+    """
+    from tlviz.safeio import sanitize_name
+
+    root = config.user_datasets_dir() / sanitize_name(name)
+    tmp = root.with_name(f".{root.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for cls, blobs in images.items():
+        cdir = tmp / sanitize_name(cls)
+        cdir.mkdir(parents=True, exist_ok=True)
+        for k, blob in enumerate(blobs):
+            im = open_image(blob, max_pixels=default_limits().max_image_pixels)
+            im.save(cdir / f"{k:04d}.jpg", quality=92)
+    if root.exists():
+        shutil.rmtree(root)
+    os.replace(tmp, root)
+    return root
+
+
+__all__ = [
+    "SPLITS", "DatasetError", "DatasetInfo", "DatasetUnavailable", "ImageDataset", "extract_zip",
+    "get_dataset_info", "list_datasets", "load_dataset", "register_dataset", "save_user_dataset",
+    "scan_folder", "stratified_split",
+]

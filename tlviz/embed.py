@@ -1,0 +1,323 @@
+"""Embeddings: batched, cached extraction of pooled penultimate features.
+
+Frozen backbones run through ONNX Runtime by default (exported once, checked against
+torch, cached as ``.onnx``); torch is the fallback and runs anything trained. Decoding
+(JPEG at reduced scale) overlaps inference in worker threads, and features stream to
+a memory-mapped file, so memory stays bounded for any dataset size.
+
+>>> from tlviz.data import load_dataset
+>>> emb = embed(load_dataset("digits"), "pixels")
+>>> emb.features.shape
+(1797, 1024)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tlviz import config
+from tlviz.backbones import BackboneSpec, FeatureNet, create_backbone, get_backbone_spec
+from tlviz.data import ImageDataset
+
+Progress = Callable[[int, int, str], None]
+CACHE_VERSION = "e1"
+
+
+@dataclass
+class Embeddings:
+    """Features for every image of a dataset (rows align with the dataset)."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    classes: list[str]
+    backbone: str
+    key: str
+    valid: np.ndarray
+    seconds: float = 0.0
+    from_cache: bool = False
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+    def split(self, name: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) of one split (all valid rows for None)."""
+        m = self.valid if name is None else self.valid & (self.splits == name)
+        return np.asarray(self.features[m]), self.labels[m]
+
+    def indices(self, name: str | None = None) -> np.ndarray:
+        m = self.valid if name is None else self.valid & (self.splits == name)
+        return np.flatnonzero(m)
+
+
+def cache_key(dataset: ImageDataset, spec: BackboneSpec, variant: str = "") -> str:
+    weights = spec.weights()
+    wid = f"{weights.name}:{weights.stat().st_size}" if weights else spec.source
+    raw = "|".join([CACHE_VERSION, dataset.fingerprint, spec.name, spec.preprocessing_key, wid, variant])
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive inter-process (and inter-thread) lock on ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _digest_file(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_cache(npy: Path, meta_path: Path, n: int) -> tuple[np.ndarray, dict] | None:
+    """The cached array if it is complete and uncorrupted, else None (and the files go)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("rows") != n or _digest_file(npy) != meta.get("digest"):
+            raise ValueError("cache does not match")
+        arr = np.load(npy, mmap_mode="r")
+        if arr.shape[0] != n:
+            raise ValueError("wrong shape")
+        return arr, meta
+    except (OSError, ValueError, KeyError):
+        for p in (npy, meta_path):
+            with contextlib.suppress(OSError):
+                p.unlink()
+        return None
+
+
+def embed(dataset: ImageDataset, backbone: str = "mobilenet_v2", *, backend: str = "auto",
+          batch_size: int = 32, progress: Progress | None = None, cache: bool = True,
+          int8: bool = False) -> Embeddings:
+    """Features for every image of ``dataset`` through ``backbone``, cached on disk.
+
+    ``backend``: "onnx", "torch" or "auto" (ONNX Runtime when available). A repeated call
+    returns from the cache; concurrent callers (threads or processes) compute once.
+    """
+    spec = get_backbone_spec(backbone)
+    key = cache_key(dataset, spec, "int8" if int8 else "")
+    folder = config.cache_dir("embeddings")
+    npy, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
+    t0 = time.perf_counter()
+    if cache:
+        with file_lock(folder / f"{key}.lock"):
+            hit = _read_cache(npy, meta_path, len(dataset)) if npy.exists() else None
+            if hit is None:
+                _compute_to(npy, meta_path, dataset, spec, backend, batch_size, progress, int8)
+                hit = _read_cache(npy, meta_path, len(dataset))
+                from_cache = False
+            else:
+                from_cache = True
+        arr, meta = hit
+    else:
+        arr = np.empty((len(dataset), spec.feature_dim), np.float32)
+        meta = {"failed": _extract(arr, dataset, spec, backend, batch_size, progress, int8)}
+        from_cache = False
+    failed = [(int(i), r) for i, r in meta.get("failed", [])]
+    valid = np.ones(len(dataset), bool)
+    valid[[i for i, _ in failed]] = False
+    if progress and from_cache:
+        progress(len(dataset), len(dataset), "from cache")
+    return Embeddings(arr, dataset.labels, dataset.splits, list(dataset.classes), backbone, key,
+                      valid, time.perf_counter() - t0, from_cache, failed)
+
+
+def _compute_to(npy: Path, meta_path: Path, dataset, spec, backend, batch_size, progress, int8):
+    tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.{threading.get_ident()}.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                    shape=(len(dataset), spec.feature_dim))
+    try:
+        failed = _extract(out, dataset, spec, backend, batch_size, progress, int8)
+        out.flush()
+        del out
+        meta = {"rows": len(dataset), "backbone": spec.name, "digest": _digest_file(tmp),
+                "failed": failed, "created": time.time()}
+        os.replace(tmp, npy)
+        meta_tmp = meta_path.with_suffix(".json.tmp")
+        meta_tmp.write_text(json.dumps(meta))
+        os.replace(meta_tmp, meta_path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def _decode(dataset: ImageDataset, spec: BackboneSpec, idx: np.ndarray):
+    """Preprocessed batch (B, C, H, W) and the failures [(i, reason)] within it."""
+    batch = np.zeros((len(idx), spec.channels, spec.input_size, spec.input_size), np.float32)
+    failed = []
+    for j, i in enumerate(idx):
+        try:
+            batch[j] = spec.preprocess(dataset.load(int(i), size=spec.input_size))
+        except Exception as e:  # noqa: BLE001 - one bad image must not stop the rest
+            failed.append((int(i), str(e) or type(e).__name__))
+    return batch, failed
+
+
+def iter_batches(dataset: ImageDataset, spec: BackboneSpec, batch_size: int = 32,
+                 indices: np.ndarray | None = None, workers: int = 2):
+    """Yield (indices, batch, failures), decoding ahead in threads while the caller infers."""
+    idx = np.arange(len(dataset)) if indices is None else np.asarray(indices)
+    chunks = [idx[k:k + batch_size] for k in range(0, len(idx), batch_size)]
+    sub = max(1, batch_size // workers)
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        def submit(chunk):
+            return [ex.submit(_decode, dataset, spec, chunk[k:k + sub])
+                    for k in range(0, len(chunk), sub)]
+
+        pending = [submit(c) for c in chunks[:2]]
+        for n, chunk in enumerate(chunks):
+            parts = [f.result() for f in pending.pop(0)]
+            if n + 2 < len(chunks):
+                pending.append(submit(chunks[n + 2]))
+            yield chunk, np.concatenate([p[0] for p in parts]), [x for p in parts for x in p[1]]
+
+
+# ----------------------------------------------------------------------------- backends
+
+_SESSIONS: dict[str, object] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(net: torch.nn.Module, spec: BackboneSpec, path: Path, check: bool = True) -> dict:
+    """Export ``net`` (images -> features) to ONNX with a dynamic batch; check against torch."""
+    x = torch.randn(2, spec.channels, spec.input_size, spec.input_size)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with torch.no_grad():
+        torch.onnx.export(net.eval(), x, str(tmp), input_names=["images"], output_names=["features"],
+                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    info = {"rel_err": 0.0}
+    if check:
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            ref = net(x).numpy()
+        got = sess.run(None, {"images": x.numpy()})[0]
+        info["rel_err"] = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
+        if info["rel_err"] >= 1e-4:
+            tmp.unlink()
+            raise RuntimeError(f"ONNX export of {spec.name} differs from torch "
+                               f"(relative error {info['rel_err']:.2e})")
+    os.replace(tmp, path)
+    return info
+
+
+def onnx_session(spec: BackboneSpec, int8: bool = False):
+    """A cached ONNX Runtime session for a frozen pretrained backbone (exported on first use)."""
+    import onnxruntime as ort
+
+    name = f"{spec.name}{'-int8' if int8 else ''}"
+    with _SESSIONS_LOCK:
+        if name in _SESSIONS:
+            return _SESSIONS[name]
+        folder = config.cache_dir("onnx")
+        weights = spec.weights()
+        tag = hashlib.sha256(f"{weights}:{weights.stat().st_size if weights else 0}:{torch.__version__}"
+                             .encode()).hexdigest()[:10]
+        path = folder / f"{spec.name}-{tag}.onnx"
+        with file_lock(folder / f"{spec.name}.lock"):
+            if not path.exists():
+                export_onnx(create_backbone(spec.name), spec, path)
+            if int8:
+                qpath = folder / f"{spec.name}-{tag}-int8.onnx"
+                if not qpath.exists():
+                    quantize_onnx(path, qpath)
+                path = qpath
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = os.cpu_count() or 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        _SESSIONS[name] = sess
+        return sess
+
+
+def quantize_onnx(src: Path, dst: Path) -> None:
+    """Dynamic INT8 quantisation of an exported model (weights int8, activations on the fly)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+    os.replace(tmp, dst)
+
+
+def _runner(spec: BackboneSpec, backend: str, int8: bool) -> Callable[[np.ndarray], np.ndarray]:
+    if spec.source == "none":
+        return lambda b: b.reshape(len(b), -1)  # pixels: no network at all
+    if backend == "auto":
+        backend = "onnx" if onnx_available() else "torch"
+    if backend == "onnx":
+        sess = onnx_session(spec, int8)
+        return lambda b: sess.run(None, {"images": b})[0]
+    if backend != "torch":
+        raise ValueError(f"unknown backend {backend!r}: use onnx, torch or auto")
+    net = create_backbone(spec.name)
+    return lambda b: torch_features(net, b)
+
+
+def torch_features(net: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return net(torch.from_numpy(batch)).numpy()
+
+
+def _extract(out: np.ndarray, dataset, spec, backend, batch_size, progress, int8) -> list:
+    run = _runner(spec, backend, int8)
+    failed: list[tuple[int, str]] = []
+    done = 0
+    for idx, batch, bad in iter_batches(dataset, spec, batch_size):
+        out[idx] = run(batch)
+        if bad:
+            out[[i for i, _ in bad]] = 0.0
+            failed += bad
+        done += len(idx)
+        if progress:
+            progress(done, len(dataset), f"embedding with {spec.name}")
+    return failed
+
+
+def embed_images(images: list, backbone: str | FeatureNet, spec: BackboneSpec | None = None,
+                 backend: str = "auto") -> np.ndarray:
+    """Features of a few PIL images (e.g. an upload to predict), frozen or trained backbone."""
+    if isinstance(backbone, str):
+        spec = get_backbone_spec(backbone)
+        run = _runner(spec, backend, False)
+    else:
+        net = backbone.eval()
+        run = lambda b: torch_features(net, b)  # noqa: E731
+    batch = np.stack([spec.preprocess(im) for im in images]).astype(np.float32)
+    return run(batch)
+
+
+__all__ = ["Embeddings", "embed", "embed_images", "export_onnx", "file_lock", "iter_batches",
+           "onnx_session", "torch_features"]

@@ -1,0 +1,264 @@
+"""The run ledger: every training run in an embedded SQLite database (WAL).
+
+A run is written when it starts (status ``running``), gets one row per epoch as it
+trains, and is closed as ``completed``/``failed``/``cancelled`` in one transaction with
+its metrics, confusion matrix and weights (safetensors bytes, never pickle). A run
+whose process died shows as ``interrupted`` the next time the ledger is opened.
+
+>>> import tempfile, os
+>>> led = Ledger(os.path.join(tempfile.mkdtemp(), "runs.db"))
+>>> rid = led.start_run({"dataset": "digits", "backbone": "pixels", "head": "knn"})
+>>> led.finish_run(rid, val_accuracy=0.9)
+>>> led.get_run(rid)["status"]
+'completed'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tlviz import config
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    finished REAL,
+    status TEXT NOT NULL,
+    name TEXT,
+    dataset TEXT,
+    dataset_fingerprint TEXT,
+    backbone TEXT,
+    head TEXT,
+    mode TEXT,
+    augment TEXT,
+    seed INTEGER,
+    epochs INTEGER,
+    config TEXT NOT NULL,
+    classes TEXT,
+    train_accuracy REAL,
+    val_accuracy REAL,
+    test_accuracy REAL,
+    confusion TEXT,
+    timings TEXT,
+    seconds REAL,
+    error TEXT,
+    pid INTEGER,
+    host TEXT
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    train_loss REAL, train_acc REAL, val_loss REAL, val_acc REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS weights (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    format TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+
+CONFIG_COLUMNS = ("name", "dataset", "dataset_fingerprint", "backbone", "head", "mode", "augment",
+                  "seed", "epochs")
+EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
+def default_path() -> Path:
+    return config.home_dir() / "runs.db"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ledger:
+    """The run store. Safe to share between threads and processes (one connection per call)."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+        self.mark_interrupted()
+
+    @contextlib.contextmanager
+    def _connect(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=30000")
+            db.row_factory = sqlite3.Row
+            yield db
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def _tx(self):
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ writing
+
+    def start_run(self, cfg: dict) -> int:
+        """Open a run (status ``running``); ``cfg`` is stored whole as JSON."""
+        cols = {k: cfg.get(k) for k in CONFIG_COLUMNS}
+        if isinstance(cols["augment"], dict):
+            cols["augment"] = json.dumps(cols["augment"], sort_keys=True)
+        with self._tx() as db:
+            cur = db.execute(
+                f"INSERT INTO runs (created, status, config, pid, host, {', '.join(cols)}) "
+                f"VALUES (?, 'running', ?, ?, ?, {', '.join('?' * len(cols))})",
+                (time.time(), json.dumps(cfg, default=str), os.getpid(), socket.gethostname(),
+                 *cols.values()))
+            return int(cur.lastrowid)
+
+    def log_epoch(self, run_id: int, epoch: int, **metrics: float) -> None:
+        vals = [metrics.get(k) for k in EPOCH_FIELDS]
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
+                       (run_id, epoch, *[None if v is None else float(v) for v in vals]))
+
+    def finish_run(self, run_id: int, *, status: str = "completed", train_accuracy=None,
+                   val_accuracy=None, test_accuracy=None, confusion=None, classes=None,
+                   timings: dict | None = None, seconds: float | None = None,
+                   weights: dict[str, np.ndarray] | None = None, error: str | None = None) -> None:
+        """Close a run with its results, all in one transaction."""
+        blob = None
+        if weights is not None:
+            from safetensors.numpy import save
+
+            blob = save({k: np.ascontiguousarray(v) for k, v in weights.items()})
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET status=?, finished=?, train_accuracy=?, val_accuracy=?, "
+                "test_accuracy=?, confusion=?, classes=?, timings=?, seconds=?, error=? WHERE id=?",
+                (status, time.time(), _f(train_accuracy), _f(val_accuracy), _f(test_accuracy),
+                 None if confusion is None else json.dumps(np.asarray(confusion).tolist()),
+                 None if classes is None else json.dumps(list(classes)),
+                 None if timings is None else json.dumps(timings), _f(seconds), error, run_id))
+            if blob is not None:
+                db.execute("INSERT OR REPLACE INTO weights VALUES (?, 'safetensors', ?)",
+                           (run_id, blob))
+
+    def mark_interrupted(self) -> int:
+        """Runs left ``running`` by a dead process on this host become ``interrupted``."""
+        host = socket.gethostname()
+        with self._connect() as db:
+            rows = db.execute("SELECT id, pid, host FROM runs WHERE status='running'").fetchall()
+        dead = [r["id"] for r in rows if r["host"] == host and not _pid_alive(r["pid"])]
+        if dead:
+            with self._tx() as db:
+                db.executemany("UPDATE runs SET status='interrupted' WHERE id=? AND status='running'",
+                               [(i,) for i in dead])
+        return len(dead)
+
+    def delete(self, run_ids) -> int:
+        ids = [int(i) for i in np.atleast_1d(run_ids)]
+        with self._tx() as db:
+            db.executemany("DELETE FROM epochs WHERE run_id=?", [(i,) for i in ids])
+            db.executemany("DELETE FROM weights WHERE run_id=?", [(i,) for i in ids])
+            cur = db.executemany("DELETE FROM runs WHERE id=?", [(i,) for i in ids])
+            return cur.rowcount
+
+    # ------------------------------------------------------------------ reading
+
+    def list_runs(self, status: str | None = None):
+        """All runs as a DataFrame (newest first), without the weights."""
+        import pandas as pd
+
+        q = ("SELECT id, created, status, name, dataset, backbone, head, mode, augment, seed, epochs, "
+             "train_accuracy, val_accuracy, test_accuracy, seconds FROM runs")
+        args: tuple = ()
+        if status:
+            q, args = q + " WHERE status=?", (status,)
+        with self._connect() as db:
+            df = pd.read_sql_query(q + " ORDER BY id DESC", db, params=args)
+        df["created"] = pd.to_datetime(df["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
+        return df
+
+    def get_run(self, run_id: int) -> dict:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
+        if row is None:
+            raise KeyError(f"no run {run_id}")
+        d = dict(row)
+        for k in ("config", "confusion", "classes", "timings"):
+            d[k] = json.loads(d[k]) if d[k] else None
+        d["history"] = self.history(run_id)
+        return d
+
+    def history(self, run_id: int):
+        import pandas as pd
+
+        with self._connect() as db:
+            return pd.read_sql_query("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch", db,
+                                     params=(int(run_id),))
+
+    def histories(self, run_ids) -> dict:
+        return {int(i): self.history(i) for i in run_ids}
+
+    def weights(self, run_id: int) -> dict[str, np.ndarray] | None:
+        from safetensors.numpy import load
+
+        with self._connect() as db:
+            row = db.execute("SELECT data FROM weights WHERE run_id=?", (int(run_id),)).fetchone()
+        return None if row is None else load(bytes(row["data"]))
+
+    def compare(self, run_ids):
+        """One row per run, the columns people compare on."""
+        df = self.list_runs()
+        df = df[df["id"].isin([int(i) for i in run_ids])]
+        return df.reset_index(drop=True)
+
+    def export(self, run_ids, path: str | os.PathLike, fmt: str | None = None) -> Path:
+        """Write runs (with per-epoch history) to CSV or JSON; format from the suffix."""
+        path = Path(path)
+        fmt = fmt or path.suffix.lstrip(".").lower()
+        runs = [self.get_run(i) for i in run_ids]
+        if fmt == "json":
+            for r in runs:
+                r["history"] = r["history"].to_dict(orient="records")
+            path.write_text(json.dumps(runs, indent=2, default=str))
+        elif fmt == "csv":
+            self.compare(run_ids).to_csv(path, index=False)
+        else:
+            raise ValueError("export format must be csv or json")
+        return path
+
+    def export_text(self, run_ids, fmt: str) -> str:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            return self.export(run_ids, Path(d) / f"runs.{fmt}").read_text()
+
+
+def _f(v):
+    return None if v is None else float(v)
+
+
+__all__ = ["Ledger", "default_path"]

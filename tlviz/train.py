@@ -1,0 +1,284 @@
+"""Training runs: one config in, one ledger entry out.
+
+``train(TrainConfig(...))`` resolves the dataset, runs the chosen *mode* and records
+the run (config, per-epoch history, metrics, confusion matrix, timings, weights) in the
+ledger. Modes are registered in ``MODES``; ``feature-extraction`` (frozen backbone +
+head on cached features) lives here.
+
+>>> r = train(TrainConfig(dataset="digits", backbone="pixels", head="knn"), ledger=None)
+>>> r.val_accuracy > 0.9
+True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from tlviz.data import ImageDataset, load_dataset
+from tlviz.embed import embed, embed_images
+from tlviz.heads import create_head, head_from_state
+from tlviz.metrics import accuracy, confusion_matrix
+from tlviz.runs import Ledger
+
+Progress = Callable[[int, int, str], None]
+EpochCallback = Callable[[dict], None]
+StopCheck = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """Training was cancelled by the caller (``should_stop`` returned True)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Stored whole in the ledger."""
+
+    dataset: str = "digits"
+    backbone: str = "mobilenet_v2"
+    head: str = "logistic"
+    head_params: dict = field(default_factory=dict)
+    mode: str = "feature-extraction"
+    augment: dict | None = None
+    epochs: int | None = None
+    seed: int = 0
+    name: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    val_accuracy: float | None
+    test_accuracy: float | None
+    train_accuracy: float | None
+    seconds: float
+    history: list[dict]
+    classes: list[str]
+    confusion: list | None = None
+    confusion_split: str = "val"
+    predictions: dict = field(default_factory=dict)  # split -> (indices, y_true, y_pred)
+    timings: dict = field(default_factory=dict)
+    status: str = "completed"
+    model: object = None
+
+    def to_json(self) -> dict:
+        return {"run_id": self.run_id, "val_accuracy": self.val_accuracy,
+                "test_accuracy": self.test_accuracy, "train_accuracy": self.train_accuracy,
+                "seconds": round(self.seconds, 3), "status": self.status}
+
+
+@dataclass
+class Context:
+    """What a mode gets: the resolved dataset and the callbacks."""
+
+    cfg: TrainConfig
+    dataset: ImageDataset
+    progress: Progress | None = None
+    on_epoch: EpochCallback | None = None
+    should_stop: StopCheck | None = None
+    ledger: Ledger | None = None
+    run_id: int | None = None
+
+    def epoch_done(self, rec: dict) -> None:
+        if self.ledger is not None and self.run_id is not None:
+            self.ledger.log_epoch(self.run_id, rec["epoch"],
+                                  **{k: v for k, v in rec.items() if k != "epoch"})
+        if self.on_epoch:
+            self.on_epoch(rec)
+        self.check_stop()
+
+    def check_stop(self) -> None:
+        if self.should_stop and self.should_stop():
+            raise Cancelled("cancelled")
+
+
+@dataclass
+class ModeOutput:
+    """What a mode returns: predictions per split, history, weights, a predictor."""
+
+    predictions: dict  # split -> (indices, y_pred)
+    history: list[dict]
+    weights: dict[str, np.ndarray] | None
+    timings: dict
+    model: object = None
+
+
+MODES: dict[str, Callable[[Context], ModeOutput]] = {}
+
+
+def register_mode(name: str):
+    def deco(fn):
+        if name in MODES:
+            raise ValueError(f"mode {name!r} is already registered")
+        MODES[name] = fn
+        return fn
+    return deco
+
+
+def _feature_extraction(ctx: Context) -> ModeOutput:
+    cfg, ds = ctx.cfg, ctx.dataset
+    t0 = time.perf_counter()
+    emb = embed(ds, cfg.backbone, progress=ctx.progress)
+    t_embed = time.perf_counter() - t0
+    ctx.check_stop()
+    Xtr, ytr = emb.split("train")
+    Xv, yv = emb.split("val")
+    params = dict(cfg.head_params)
+    if cfg.head == "mlp":
+        params.setdefault("seed", cfg.seed)
+        if cfg.epochs:
+            params["epochs"] = cfg.epochs
+    head = create_head(cfg.head, **params)
+    t1 = time.perf_counter()
+    if cfg.augment and any(cfg.augment.values()):
+        Xtr, ytr = _augmented_features(ctx, emb, Xtr, ytr)
+    kw = {"X_val": Xv, "y_val": yv} if cfg.head == "mlp" else {}
+    if cfg.head == "mlp":
+        kw["on_epoch"] = lambda rec: ctx.epoch_done(rec)
+    head.fit(Xtr, ytr, **kw)
+    history = list(getattr(head, "history_", []))
+    if not history:  # one-shot heads: a single "epoch" so every run has a curve
+        rec = {"epoch": 1, "train_loss": None, "train_acc": float(head.score(Xtr, ytr)),
+               "val_loss": None, "val_acc": float(head.score(Xv, yv)) if len(yv) else None}
+        ctx.epoch_done(rec)
+        history = [rec]
+    t_fit = time.perf_counter() - t1
+    preds = {}
+    for split in ds.split_names:
+        idx = emb.indices(split)
+        preds[split] = (idx, head.predict(np.asarray(emb.features[idx])) if len(idx) else idx)
+    state = {f"head.{k}": v for k, v in head.get_state().items()}
+    model = FeaturePredictor(cfg.backbone, cfg.head, params, head, list(ds.classes))
+    return ModeOutput(preds, history, state, {"embed": t_embed, "fit": t_fit}, model)
+
+
+def _augmented_features(ctx: Context, emb, Xtr, ytr):
+    """Frozen features of augmented copies of the training images (one view per epoch budget)."""
+    from tlviz.augment import AugmentConfig, build_transform
+    from tlviz.backbones import get_backbone_spec
+
+    cfg = ctx.cfg
+    aug = build_transform(AugmentConfig.from_dict(cfg.augment))
+    spec = get_backbone_spec(cfg.backbone)
+    import torch
+
+    g = torch.Generator().manual_seed(cfg.seed)
+    views = int(cfg.extra.get("augment_views", 2))
+    idx = emb.indices("train")
+    feats, labels = [Xtr], [ytr]
+    for v in range(views):
+        ctx.check_stop()
+        imgs = [aug(ctx.dataset.load(int(i), size=spec.input_size), g) for i in idx]
+        feats.append(np.concatenate([embed_images(imgs[k:k + 32], cfg.backbone)
+                                     for k in range(0, len(imgs), 32)]))
+        labels.append(ytr)
+        if ctx.progress:
+            ctx.progress(v + 1, views, "embedding augmented copies")
+    return np.concatenate(feats), np.concatenate(labels)
+
+
+register_mode("feature-extraction")(_feature_extraction)
+
+
+@dataclass
+class FeaturePredictor:
+    """Frozen backbone + fitted head: images in, class probabilities out."""
+
+    backbone: str
+    head_name: str
+    head_params: dict
+    head: object
+    classes: list[str]
+
+    def predict_proba(self, images: list) -> np.ndarray:
+        X = embed_images(images, self.backbone)
+        proba = np.zeros((len(images), len(self.classes)))
+        proba[:, self.head.classes_.astype(int)] = self.head.predict_proba(X)
+        return proba
+
+
+def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
+          ledger: Ledger | None | bool = True, progress: Progress | None = None,
+          on_epoch: EpochCallback | None = None, should_stop: StopCheck | None = None) -> RunResult:
+    """Run one training config; record it in ``ledger`` (True = the default ledger, None = none)."""
+    if cfg.mode not in MODES:
+        _load_extra_modes()
+    if cfg.mode not in MODES:
+        raise ValueError(f"unknown mode {cfg.mode!r}; use one of {', '.join(MODES)}")
+    t0 = time.perf_counter()
+    ds = dataset if dataset is not None else load_dataset(cfg.dataset, seed=cfg.seed)
+    ds = ds.ensure_val(seed=cfg.seed)
+    led = Ledger() if ledger is True else (ledger or None)
+    run_cfg = {**cfg.to_dict(), "dataset": cfg.dataset if dataset is None else (cfg.dataset or ds.name),
+               "dataset_fingerprint": ds.fingerprint}
+    run_id = led.start_run(run_cfg) if led else None
+    ctx = Context(cfg, ds, progress, on_epoch, should_stop, led, run_id)
+    try:
+        out = MODES[cfg.mode](ctx)
+    except BaseException as e:
+        if led:
+            status = "cancelled" if isinstance(e, Cancelled | KeyboardInterrupt) else "failed"
+            led.finish_run(run_id, status=status, error=f"{type(e).__name__}: {e}",
+                           seconds=time.perf_counter() - t0)
+        raise
+    acc = {}
+    conf, conf_split = None, "val"
+    for split, (idx, y_pred) in out.predictions.items():
+        acc[split] = accuracy(ds.labels[idx], y_pred) if len(idx) else None
+    conf_split = "val" if "val" in out.predictions else next(iter(out.predictions), "val")
+    if conf_split in out.predictions and len(out.predictions[conf_split][0]):
+        idx, y_pred = out.predictions[conf_split]
+        conf = confusion_matrix(ds.labels[idx], y_pred, ds.num_classes).tolist()
+    seconds = time.perf_counter() - t0
+    result = RunResult(run_id, acc.get("val"), acc.get("test"), acc.get("train"), seconds,
+                       out.history, list(ds.classes), conf, conf_split,
+                       {s: (idx, ds.labels[idx], p) for s, (idx, p) in out.predictions.items()},
+                       out.timings, model=out.model)
+    if led:
+        led.finish_run(run_id, train_accuracy=result.train_accuracy, val_accuracy=result.val_accuracy,
+                       test_accuracy=result.test_accuracy, confusion=conf, classes=ds.classes,
+                       timings=out.timings, seconds=seconds, weights=out.weights)
+    return result
+
+
+def _load_extra_modes() -> None:
+    """Modes defined in other modules register themselves on import."""
+    import importlib
+
+    for mod in ("tlviz.finetune",):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+
+
+def load_predictor(ledger: Ledger, run_id: int):
+    """Rebuild a run's model from the ledger (config + safetensors weights)."""
+    run = ledger.get_run(run_id)
+    cfg = run["config"]
+    weights = ledger.weights(run_id)
+    if weights is None:
+        raise ValueError(f"run {run_id} has no stored weights (status: {run['status']})")
+    mode = cfg.get("mode", "feature-extraction")
+    if mode == "feature-extraction":
+        params = dict(cfg.get("head_params") or {})
+        if cfg["head"] == "mlp":
+            params.setdefault("seed", cfg.get("seed", 0))
+        head = head_from_state(cfg["head"], params,
+                               {k[5:]: v for k, v in weights.items() if k.startswith("head.")})
+        return FeaturePredictor(cfg["backbone"], cfg["head"], params, head, run["classes"])
+    _load_extra_modes()
+    from tlviz import finetune  # noqa: F401 - registers loaders for the other modes
+
+    return finetune.load_predictor(run, weights)
+
+
+__all__ = ["MODES", "Cancelled", "Context", "FeaturePredictor", "ModeOutput", "RunResult",
+           "TrainConfig", "load_predictor", "register_mode", "train"]
