@@ -1,0 +1,198 @@
+"""Plotly figures for training runs: learning curves, confusion matrix, probabilities, ladder.
+
+Pure plotly (no streamlit), so the same figures serve the dashboard, notebooks and tests.
+Conventions, after the closing charts of *Deep Learning with Python*: accuracy left,
+loss right; training dashed, validation solid; one colour per run.
+
+>>> fig = curves_figure({"run 1": [{"epoch": 1, "train_acc": 0.5, "val_acc": 0.6}]})
+>>> [t.name for t in fig.data]
+['run 1 · train', 'run 1 · val']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#7f7f7f", "#bcbd22")
+FONT = {"size": 15}
+METRICS = (("acc", "accuracy"), ("loss", "loss"))
+
+
+def _records(history) -> list[dict]:
+    """A history as a list of dicts: accepts a DataFrame, a list of dicts or None."""
+    if history is None:
+        return []
+    if hasattr(history, "to_dict"):
+        return history.to_dict(orient="records")
+    return list(history)
+
+
+def _column(recs: list[dict], key: str) -> list[float | None]:
+    out = []
+    for r in recs:
+        v = r.get(key)
+        out.append(None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v))
+    return out
+
+
+def curves_figure(histories: Mapping[str, object], *, height: int = 380,
+                  title: str | None = None) -> go.Figure:
+    """Accuracy and loss per epoch, one colour per run, train dashed and val solid.
+
+    ``histories`` maps a run label to its history (DataFrame or list of per-epoch dicts
+    with ``epoch``, ``train_acc``, ``val_acc``, ``train_loss``, ``val_loss``; missing
+    values are skipped). One-epoch runs (kNN, logistic) show as markers. Used both for
+    the live chart of one run and for the overlay of several runs.
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"),
+                        horizontal_spacing=0.1)
+    for k, (label, history) in enumerate(histories.items()):
+        recs = _records(history)
+        color = PALETTE[k % len(PALETTE)]
+        epochs = [int(r.get("epoch", i + 1)) for i, r in enumerate(recs)]
+        for col, (metric, _) in enumerate(METRICS, start=1):
+            for split, dash in (("train", "dash"), ("val", "solid")):
+                y = _column(recs, f"{split}_{metric}")
+                if not any(v is not None for v in y):
+                    continue
+                mode = "lines+markers" if sum(v is not None for v in y) > 1 else "markers"
+                fig.add_trace(go.Scatter(
+                    x=epochs, y=y, name=f"{label} · {split}", legendgroup=f"{label}/{split}",
+                    mode=mode, line={"color": color, "dash": dash, "width": 2.5},
+                    marker={"color": color, "size": 7 if dash == "solid" else 6,
+                            "symbol": "circle" if dash == "solid" else "circle-open"},
+                    showlegend=col == 1,
+                    hovertemplate=f"{split} {metric}: %{{y:.3f}}<br>epoch %{{x}}<extra>"
+                                  f"{_hover_safe(label)}</extra>"), row=1, col=col)
+    fig.update_xaxes(title_text="epoch", rangemode="tozero", tickformat="d")
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=1)
+    fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=2)
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
+                      font=FONT, title=title, hovermode="closest",
+                      legend={"orientation": "h", "y": -0.22, "x": 0})
+    return fig
+
+
+def _hover_safe(text: str) -> str:
+    """User text inside a plotly hovertemplate: no HTML, no template braces."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("%{", "% {"))
+
+
+def confusion_figure(confusion, classes: Sequence[str], *, split: str = "val",
+                     height: int | None = None) -> go.Figure:
+    """Confusion matrix heatmap (rows: true class, columns: predicted), counts in the cells.
+
+    Each cell also carries an invisible-but-clickable scatter marker whose ``customdata``
+    is ``[true, predicted]`` (class positions), because plotly heatmaps cannot be selected:
+    with ``st.plotly_chart(on_select="rerun")`` a click on a cell selects that point.
+    """
+    cm = np.asarray(confusion, dtype=float)
+    n = len(classes)
+    names = [str(c) for c in classes]
+    row_sum = cm.sum(1, keepdims=True)
+    share = np.divide(cm, row_sum, out=np.zeros_like(cm), where=row_sum > 0)
+    fig = go.Figure(go.Heatmap(
+        z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, showscale=False,
+        hoverinfo="skip"))
+    tt, pp = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    tt, pp = tt.ravel(), pp.ravel()
+    counts = cm[tt, pp].astype(int)
+    text = [str(c) if c else "" for c in counts]
+    dark = share[tt, pp] > 0.55
+    fig.add_trace(go.Scatter(
+        x=[names[p] for p in pp], y=[names[t] for t in tt], mode="markers+text", text=text,
+        textfont={"size": 16 if n <= 6 else 12,
+                  "color": ["white" if d else "#222" for d in dark]},
+        marker={"size": max(12, 300 // max(n, 1)), "symbol": "square", "opacity": 0.01,
+                "color": "#000"},
+        customdata=np.c_[tt, pp],
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images<extra></extra>",
+        showlegend=False))
+    side = height or min(620, 140 + 48 * n)
+    fig.update_layout(
+        height=side, margin={"l": 10, "r": 10, "t": 40, "b": 10}, font=FONT,
+        title={"text": f"Confusion matrix ({split}) — click a cell to see its images",
+               "font": {"size": 15}},
+        xaxis={"title": "predicted", "side": "bottom", "type": "category", "constrain": "domain"},
+        yaxis={"title": "true", "autorange": "reversed", "type": "category",
+               "scaleanchor": "x", "constrain": "domain"},
+        clickmode="event+select", dragmode=False, plot_bgcolor="white")
+    return fig
+
+
+def cell_indices(indices, y_true, y_pred, true: int, pred: int) -> np.ndarray:
+    """Dataset positions of the images with true class ``true`` predicted as ``pred``."""
+    indices, y_true, y_pred = (np.asarray(a) for a in (indices, y_true, y_pred))
+    return indices[(y_true == true) & (y_pred == pred)]
+
+
+def off_diagonal_cells(confusion) -> list[tuple[int, int, int]]:
+    """The non-empty mistake cells as ``(true, pred, count)``, most frequent first."""
+    cm = np.asarray(confusion, dtype=int)
+    cells = [(t, p, int(cm[t, p])) for t in range(len(cm)) for p in range(len(cm))
+             if t != p and cm[t, p] > 0]
+    return sorted(cells, key=lambda c: (-c[2], c[0], c[1]))
+
+
+def proba_figure(proba: Sequence[float], classes: Sequence[str], *, top: int | None = 10,
+                 height: int | None = None) -> go.Figure:
+    """Horizontal bars of class probabilities, most likely on top and highlighted."""
+    p = np.asarray(proba, dtype=float).ravel()
+    order = np.argsort(-p, kind="stable")[:top or len(p)]
+    names = [str(classes[i]) for i in order]
+    colors = [PALETTE[0] if k == 0 else "#9ab" for k in range(len(order))]
+    fig = go.Figure(go.Bar(
+        x=p[order], y=names, orientation="h", marker_color=colors,
+        text=[f"{v:.1%}" for v in p[order]], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_layout(
+        height=height or 90 + 42 * len(order), font=FONT,
+        margin={"l": 10, "r": 40, "t": 10, "b": 10},
+        xaxis={"range": [0, 1.12], "tickformat": ".0%", "title": "probability"},
+        yaxis={"autorange": "reversed", "type": "category"}, plot_bgcolor="white")
+    return fig
+
+
+def ladder_figure(table, *, height: int = 360) -> go.Figure:
+    """The ladder as bars: mean val accuracy per step (± std over seeds), test as markers.
+
+    ``table`` has columns ``step``, ``mode``, ``augment``, ``val_mean``, ``val_std`` and
+    optionally ``test_mean`` (tlviz.ladder's ``LadderResult.table``).
+    """
+    recs = _records(table)
+    labels = [_ladder_label(r) for r in recs]
+    val = _column(recs, "val_mean")
+    std = [v or 0.0 for v in _column(recs, "val_std")]
+    fig = go.Figure(go.Bar(
+        x=labels, y=val, name="val (mean ± std)", marker_color=PALETTE[0],
+        error_y={"type": "data", "array": std, "visible": True},
+        text=[None if v is None else f"{v:.1%}" for v in val], textposition="outside",
+        cliponaxis=False, hovertemplate="%{x}<br>val %{y:.1%}<extra></extra>"))
+    test = _column(recs, "test_mean")
+    if any(v is not None for v in test):
+        fig.add_trace(go.Scatter(x=labels, y=test, name="test (mean)", mode="markers",
+                                 marker={"color": PALETTE[1], "size": 11, "symbol": "diamond"},
+                                 hovertemplate="%{x}<br>test %{y:.1%}<extra></extra>"))
+    fig.update_layout(height=height, font=FONT, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      yaxis={"range": [0, 1.1], "tickformat": ".0%", "title": "accuracy"},
+                      xaxis={"type": "category"}, plot_bgcolor="white",
+                      legend={"orientation": "h", "y": 1.08, "x": 0})
+    return fig
+
+
+def _ladder_label(r: Mapping) -> str:
+    step = r.get("step")
+    mode = str(r.get("mode", ""))
+    aug = r.get("augment")
+    aug_txt = " + aug" if aug and str(aug).lower() not in ("false", "none", "0", "off") else ""
+    return f"{step}. {mode}{aug_txt}" if step is not None else f"{mode}{aug_txt}"
+
+
+__all__ = ["PALETTE", "cell_indices", "confusion_figure", "curves_figure", "ladder_figure",
+           "off_diagonal_cells", "proba_figure"]
