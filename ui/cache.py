@@ -1,0 +1,144 @@
+"""Every ``st.cache_*`` definition of the dashboard, as thin wrappers around tlviz calls.
+
+tlviz caches embeddings and projections on disk too, so a revisit is instant even after
+a restart; these wrappers add the in-process layer (no re-reading, no re-hashing).
+Arguments starting with ``_`` (progress callbacks) are not part of the cache key.
+Heavy modules (torch, umap) are imported inside the functions to keep app start fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from tlviz import config
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Availability:
+    """A dataset or backbone as the pickers show it."""
+
+    name: str
+    description: str
+    kind: str  # datasets: builtin | datadir | download | user; backbones: bundled | torchvision | none
+    ok: bool
+    why: str
+    downloadable: bool = False
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _dataset_infos(home: str, data: str) -> list[Availability]:
+    from tlviz.data import list_datasets
+
+    out = []
+    for info in list_datasets():
+        ok, why = info.available()
+        out.append(Availability(info.name, info.description, info.kind, ok, why,
+                                info.download is not None))
+    return out
+
+
+def datasets() -> list[Availability]:
+    """The datasets of ``list_datasets()`` with availability (re-checked every minute)."""
+    return _dataset_infos(str(config.home_dir()), str(config.data_dir()))
+
+
+def refresh_datasets() -> None:
+    """Forget the dataset list and loaded datasets (after a download, upload or webcam save)."""
+    _dataset_infos.clear()
+    dataset.clear()
+
+
+@st.cache_data(show_spinner=False)
+def backbones() -> list[Availability]:
+    """Visible backbones with offline availability (weights on disk or not needed)."""
+    from tlviz.backbones import list_backbones
+
+    out = []
+    for spec in list_backbones():
+        ok, why = spec.available()
+        out.append(Availability(spec.name, spec.description, spec.source, ok, why))
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def dataset(ref: str, seed: int = 0, _progress: Progress | None = None):
+    """``tlviz.data.load_dataset(ref, seed)``, kept in memory. Raises DatasetError/Unavailable."""
+    from tlviz.data import load_dataset
+
+    return load_dataset(ref, seed=seed, progress=_progress)
+
+
+@st.cache_resource(show_spinner=False, max_entries=12)
+def embeddings(ref: str, backbone: str, seed: int = 0, _progress: Progress | None = None):
+    """``tlviz.embed.embed`` of dataset ``ref`` through ``backbone`` (disk-cached as well).
+
+    Raises WeightsUnavailable (offline without weights) or DatasetError.
+    """
+    from tlviz.embed import embed
+
+    return embed(dataset(ref, seed), backbone, progress=_progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
+               split: str | None = None, proj_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, coordinates) of the valid images of ``split`` (all splits for None).
+
+    ``indices`` are dataset positions, row-aligned with the ``dim``-column coordinates.
+    """
+    from tlviz.project import project
+
+    emb = embeddings(ref, backbone, seed)
+    idx = emb.indices(split)
+    X = np.asarray(emb.features[idx], dtype=np.float32)
+    coords = project(X, method=method, dim=dim, seed=proj_seed,
+                     key=f"{emb.key}:{split or 'all'}:{len(idx)}")
+    return idx, coords
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
+               method: str | None = None, dim: int = 2) -> dict[str, float]:
+    """``separation_report`` of the features (``method=None``) or of their projection."""
+    from tlviz.metrics import separation_report
+
+    emb = embeddings(ref, backbone, seed)
+    idx = emb.indices(split)
+    if method is None:
+        X = np.asarray(emb.features[idx], dtype=np.float32)
+    else:
+        X = projection(ref, backbone, method, dim, seed, split)[1]
+    return separation_report(X, emb.labels[idx])
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def thumbnail(ref: str, index: int, size: int = 96, seed: int = 0) -> np.ndarray:
+    """Image ``index`` of dataset ``ref`` as a small uint8 RGB array (aspect kept)."""
+    im = dataset(ref, seed).load(int(index), size=size)
+    im.thumbnail((size, size))
+    if min(im.size) < size // 2:  # tiny images (digits 8x8, CIFAR 32x32): upscale crisply
+        from PIL import Image
+
+        scale = max(1, size // max(im.size))
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    return np.asarray(im.convert("RGB"))
+
+
+@st.cache_resource(show_spinner=False)
+def _ledger_at(path: str):
+    from tlviz.runs import Ledger
+
+    return Ledger(path)
+
+
+def ledger():
+    """The run ledger under the current TLVIZ_HOME (one shared object; safe across threads)."""
+    from tlviz.runs import default_path
+
+    return _ledger_at(str(default_path()))

@@ -1,0 +1,88 @@
+"""The sidebar every page shows: dataset and backbone pickers, presenter toggle.
+
+``render()`` returns the current :class:`Choices`; pages read them instead of
+session-state strings. Choices live in :mod:`ui.state` (session + URL), so they
+survive page switches and a copied link reproduces the view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from ui import cache, state
+
+# Presenter mode: bigger text for a projected room. Static CSS only (no user text in HTML).
+PRESENTER_CSS = """
+<style>
+html { font-size: 21px; }
+.stApp [data-testid="stMarkdownContainer"] p, .stApp [data-testid="stMarkdownContainer"] li,
+.stApp label p, .stApp [data-testid="stCaptionContainer"] { font-size: 1.05rem; }
+[data-testid="stMetricValue"] { font-size: 2.4rem; }
+h1 { font-size: 2.6rem !important; }
+</style>
+"""
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the sidebar decided: used by every page."""
+
+    dataset: str
+    backbone: str
+    presenter: bool
+    seed: int = 0
+
+
+def _dataset_label(ref: str, infos: dict[str, cache.Availability]) -> str:
+    info = infos.get(ref)
+    if info is None:  # an uploaded zip or a folder path
+        return f"{Path(ref).name} (file)"
+    return ref if info.ok else f"{ref} · not on this machine"
+
+
+def _backbone_label(name: str, infos: dict[str, cache.Availability]) -> str:
+    info = infos.get(name)
+    return name if info is None or info.ok else f"{name} · weights missing offline"
+
+
+def render() -> Choices:
+    """Draw the shared sidebar and return the current choices (call once per page)."""
+    ds_infos = {i.name: i for i in cache.datasets()}
+    bb_infos = {i.name: i for i in cache.backbones()}
+    ds_options = list(ds_infos)
+    current = state.get("dataset", state.DEFAULT_DATASET)
+    if current not in ds_infos and (Path(current).is_dir() or Path(current).is_file()):
+        ds_options.append(current)  # a user's upload or folder stays selectable
+    bb_options = list(bb_infos)
+    with st.sidebar:
+        ref = st.selectbox("Dataset", ds_options,
+                           format_func=lambda r: _dataset_label(r, ds_infos),
+                           help="Datasets marked 'not on this machine' can be fetched or "
+                                "located on the Data page.",
+                           **state.widget("dataset", state.DEFAULT_DATASET, ds_options))
+        info = ds_infos.get(ref)
+        if info is not None and not info.ok:
+            st.caption(f"⚠️ {info.why}")
+        backbone = st.selectbox("Backbone", bb_options,
+                                format_func=lambda n: _backbone_label(n, bb_infos),
+                                help="The pretrained network that turns each image into a "
+                                     "feature vector. 'pixels' = the raw pixels, no network.",
+                                **state.widget("backbone", state.DEFAULT_BACKBONE, bb_options))
+        bb = bb_infos.get(backbone)
+        if bb is not None and not bb.ok:
+            st.caption(f"⚠️ {bb.why}")
+        presenter = st.toggle("Presenter mode", help="Bigger text, fewer controls: for a "
+                              "projected room.", **state.widget("presenter", False))
+        seed = state.get("seed", 0)
+        if not presenter:
+            with st.expander("Advanced"):
+                seed = st.number_input("Split seed", 0, 10_000, step=1,
+                                       help="Seed of the train/val/test split when the "
+                                            "dataset has no split folders.",
+                                       **state.widget("seed", 0))
+    if presenter:
+        st.markdown(PRESENTER_CSS, unsafe_allow_html=True)  # static CSS, no user text
+    return Choices(ref, backbone, bool(presenter), int(seed))
