@@ -1,0 +1,79 @@
+"""Small page helpers: progress bars, guarded loading (message + stop, never a traceback),
+image grids. Pages stay thin by calling these and tlviz.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import streamlit as st
+
+from ui import cache
+from ui.sidebar import Choices
+
+Progress = Callable[[int, int, str], None]
+
+DATA_PAGE = "pages/1_Data.py"
+
+
+@contextlib.contextmanager
+def progress(label: str) -> Iterator[Progress]:
+    """A progress bar for tlviz ``progress(done, total, msg)`` callbacks, removed afterwards."""
+    slot = st.empty()
+    bar = slot.progress(0.0, text=label)
+
+    def update(done: int, total: int, msg: str = "") -> None:
+        frac = min(1.0, done / total) if total else 0.0
+        text = f"{label}: {msg} ({done}/{total})" if total else f"{label}: {msg}"
+        bar.progress(frac, text=text)
+
+    try:
+        yield update
+    finally:
+        slot.empty()
+
+
+def dataset_or_stop(choices: Choices, ref: str | None = None):
+    """The chosen dataset, or a message saying what to do and ``st.stop()``."""
+    from tlviz.data import DatasetError, DatasetUnavailable
+
+    ref = ref or choices.dataset
+    try:
+        return cache.dataset(ref, choices.seed)
+    except DatasetUnavailable as e:
+        st.warning(f"**{ref}** is not on this machine: {e}")
+        st.page_link(DATA_PAGE, label="Open the Data page to fetch or pick another dataset",
+                     icon="📁")
+    except DatasetError as e:
+        st.error(f"Cannot open **{ref}**: {e}")
+    except Exception as e:  # noqa: BLE001 - any other failure: a message, not a traceback
+        st.error(f"Cannot open **{ref}** ({type(e).__name__}): {e}")
+    st.stop()
+
+
+def embeddings_or_stop(choices: Choices, backbone: str | None = None):
+    """Embeddings of the chosen dataset with a progress bar; a message and stop on failure."""
+    from tlviz.backbones import WeightsUnavailable
+
+    backbone = backbone or choices.backbone
+    dataset_or_stop(choices)
+    try:
+        with progress(f"Embedding {choices.dataset} with {backbone}") as cb:
+            return cache.embeddings(choices.dataset, backbone, choices.seed, _progress=cb)
+    except WeightsUnavailable as e:
+        st.error(f"**{backbone}** weights are not on this machine. {e}")
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Embedding with **{backbone}** failed ({type(e).__name__}): {e}")
+    st.stop()
+
+
+def image_grid(images: Sequence[np.ndarray], captions: Sequence[str] | None = None,
+               columns: int = 8) -> None:
+    """Images in rows of ``columns``; captions are plain text."""
+    captions = list(captions) if captions is not None else [None] * len(images)
+    for start in range(0, len(images), columns):
+        cols = st.columns(columns)
+        for col, img, cap in zip(cols, images[start:start + columns], captions[start:start + columns]):
+            col.image(img, caption=cap, width="stretch")
