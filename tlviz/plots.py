@@ -1,0 +1,120 @@
+"""Plotly figures for datasets and embedding spaces (no streamlit).
+
+:func:`embedding_figure` is the one scatter of a projected embedding space: one trace per
+class (so the legend toggles classes), colours fixed by class position (so two plots side
+by side agree), and ``customdata[:, 0]`` = the dataset index of each point, so a click or
+lasso selection (``st.plotly_chart(on_select="rerun")``) maps straight back to images.
+
+>>> import numpy as np
+>>> fig = embedding_figure(np.zeros((3, 2)), np.array([0, 1, 1]), ["ants", "bees"])
+>>> [t.name for t in fig.data], fig.data[1].customdata[:, 0].tolist()
+(['ants', 'bees'], [1, 2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+# Okabe-Ito-like first (colour-blind safe, strong on a projector), then plotly's Dark24.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+           "#000000", "#8C564B", "#7F7F7F")
+LARGE_PALETTE = ("#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100",
+                 "#750D86", "#EB663B", "#511CFB", "#00A08B", "#FB00D1", "#FC0080", "#B2828D",
+                 "#6C7C32", "#778AAE", "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA",
+                 "#6C4516", "#0D2A63", "#AF0038")
+FONT = {"size": 15}
+
+
+def class_colors(n: int) -> list[str]:
+    """``n`` distinct colours, the same for the same class position everywhere."""
+    pal = PALETTE if n <= len(PALETTE) else LARGE_PALETTE
+    return [pal[k % len(pal)] for k in range(n)]
+
+
+def hover_safe(text: str) -> str:
+    """User text (class or file names) inside plotly hover text: no HTML, no template braces."""
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("%{", "% {"))
+
+
+def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequence[str],
+                     indices: Sequence[int] | None = None, *, names: Sequence[str] | None = None,
+                     title: str | None = None, height: int = 520,
+                     highlight: Sequence[int] | None = None, marker_size: int | None = None,
+                     ) -> go.Figure:
+    """Scatter of projected points (2 or 3 columns in ``coords``), coloured by class.
+
+    ``indices``: dataset position of each row (default ``arange``), stored as
+    ``customdata[:, 0]``. ``names``: per-row hover text (e.g. file names), shown as text.
+    ``highlight``: dataset indices drawn ringed on top (a selection, neighbours...).
+    """
+    coords = np.asarray(coords, dtype=float)
+    labels = np.asarray(labels, dtype=int)
+    n, dim = coords.shape
+    indices = np.arange(n) if indices is None else np.asarray(indices, dtype=int)
+    colors = class_colors(len(classes))
+    size = marker_size or (9 if n < 500 else 6 if n < 2500 else 4)
+    scatter = go.Scatter3d if dim == 3 else go.Scatter
+    fig = go.Figure()
+    for k, cls in enumerate(classes):
+        m = labels == k
+        if not m.any():
+            continue
+        hover = [hover_safe(names[i]) for i in np.flatnonzero(m)] if names is not None else None
+        xyz = {"x": coords[m, 0], "y": coords[m, 1]}
+        if dim == 3:
+            xyz["z"] = coords[m, 2]
+        fig.add_trace(scatter(
+            **xyz, mode="markers", name=hover_safe(cls), text=hover,
+            customdata=np.c_[indices[m], labels[m]],
+            marker={"size": size if dim == 2 else max(2, size - 3), "color": colors[k],
+                    "opacity": 0.85, "line": {"width": 0.5 if dim == 2 else 0, "color": "white"}},
+            hovertemplate=(f"<b>{hover_safe(cls)}</b><br>%{{text}}<br>#%{{customdata[0]}}<extra></extra>"
+                           if hover is not None else
+                           f"<b>{hover_safe(cls)}</b><br>#%{{customdata[0]}}<extra></extra>"),
+        ))
+    if highlight is not None and len(highlight):
+        pos = {int(d): r for r, d in enumerate(indices)}
+        rows = [pos[int(h)] for h in highlight if int(h) in pos]
+        if rows:
+            xyz = {"x": coords[rows, 0], "y": coords[rows, 1]}
+            if dim == 3:
+                xyz["z"] = coords[rows, 2]
+            fig.add_trace(scatter(
+                **xyz, mode="markers", name="selected", hoverinfo="skip",
+                customdata=np.c_[indices[rows], labels[rows]],
+                marker={"size": size + 8, "color": "rgba(0,0,0,0)",
+                        "line": {"width": 2.5, "color": "#111"}}))
+    axis = {"showticklabels": False, "title": None, "zeroline": False, "showgrid": False}
+    fig.update_layout(
+        height=height, font=FONT, title=title, hovermode="closest", plot_bgcolor="#fbfbfd",
+        margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10},
+        legend={"itemsizing": "constant", "title": None, "orientation": "v"},
+        clickmode="event+select", dragmode="lasso" if dim == 2 else "orbit",
+        xaxis=axis, yaxis={**axis, "scaleanchor": "x"} if dim == 2 else axis,
+    )
+    if dim == 3:
+        fig.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis})
+    return fig
+
+
+def counts_figure(counts, height: int = 320) -> go.Figure:
+    """Images per class as horizontal bars stacked by split (``ImageDataset.counts()``)."""
+    split_colors = {"train": "#0072B2", "val": "#E69F00", "test": "#009E73"}
+    fig = go.Figure()
+    for split in counts.columns:
+        fig.add_trace(go.Bar(
+            y=[hover_safe(c) for c in counts.index], x=counts[split].to_numpy(), name=str(split),
+            orientation="h", marker_color=split_colors.get(str(split), "#7F7F7F"),
+            hovertemplate=f"{split}: %{{x}}<extra>%{{y}}</extra>"))
+    fig.update_layout(
+        barmode="stack", height=max(height, 60 + 26 * len(counts)), font=FONT,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": -0.15},
+        yaxis={"autorange": "reversed", "type": "category"}, xaxis={"title": "images"})
+    return fig
+
+
+__all__ = ["class_colors", "counts_figure", "embedding_figure", "hover_safe"]
