@@ -12,10 +12,14 @@ in ``dataset.skipped`` with a reason; nothing here raises on bad images.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import threading
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -28,7 +32,14 @@ import numpy as np
 from PIL import Image
 
 from tlviz import config
-from tlviz.safeio import BadArchive, BadImage, default_limits, open_image, safe_extract_zip
+from tlviz.safeio import (
+    BadArchive,
+    BadImage,
+    default_limits,
+    open_image,
+    safe_extract_zip,
+    sanitize_name,
+)
 
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -141,11 +152,23 @@ class ImageDataset:
         if (self.splits == "val").any() or not (self.splits == "train").any():
             return self
         tr = self.indices("train")
-        sub, _ = stratified_split(self.labels[tr], (1 - fraction, fraction), seed, ("train", "val"))
+        sub, w = stratified_split(self.labels[tr], (1 - fraction, fraction), seed, ("train", "val"),
+                                  self.classes)
         splits = self.splits.copy()
         splits[tr] = sub
         return self.with_splits(splits, [f"no val split: {fraction:.0%} of train (seed {seed}) "
-                                         "held out as val"])
+                                         "held out as val", *w])
+
+    def check_trainable(self) -> None:
+        """Raise :class:`DatasetError` saying why no classifier can be trained on this dataset."""
+        train = self.labels[self.splits == "train"]
+        if not len(train):
+            raise DatasetError(f"{self.name} has no training images (no train split)")
+        present = np.unique(train)
+        if len(present) < 2:
+            only = f" ({self.classes[int(present[0])]!r})" if len(present) else ""
+            raise DatasetError(f"{self.name} has training images of only one class{only}: "
+                               "a classifier needs at least two classes")
 
     def subset(self, idx: Sequence[int] | np.ndarray, name: str | None = None) -> ImageDataset:
         """A dataset of the images at positions ``idx`` (same classes)."""
@@ -171,44 +194,55 @@ def _file_digests(paths: list[str]) -> list[bytes]:
             continue
         key = f"{p}|{st.st_size}|{st.st_mtime_ns}"
         d = memo.get(key)
-        if d is None:
+        if not (isinstance(d, str) and len(d) == 64 and _HEX.fullmatch(d)):  # absent or damaged
             with open(p, "rb") as f:
                 d = hashlib.sha256(f.read()).hexdigest()
             memo[key], changed = d, True
         out.append(bytes.fromhex(d))
     if changed:
-        _atomic_write_text(cache_file, json.dumps(memo))
+        with contextlib.suppress(OSError):  # only a memo: failing to save it costs time, not data
+            _atomic_write_text(cache_file, json.dumps(memo))
     return out
 
 
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write via a temp file unique to this process and thread, then rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- splits
 
 
 def stratified_split(labels: np.ndarray, fractions=(0.6, 0.2, 0.2), seed: int = 0,
-                     names=SPLITS) -> tuple[np.ndarray, list[str]]:
+                     names=SPLITS, class_names: Sequence[str] | None = None
+                     ) -> tuple[np.ndarray, list[str]]:
     """Assign each label to a split, per class, seeded. Returns (splits, warnings).
 
-    A class with too few images for every split keeps them in train and says so.
+    A class with too few images for every split keeps them in train and says so (by
+    name when ``class_names`` is given; many such classes are summed up in one warning).
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     splits = np.empty(len(labels), dtype=object)
-    warnings = []
     fr = np.asarray(fractions, dtype=float) / sum(fractions)
-    for k in np.unique(labels):
-        idx = np.flatnonzero(labels == k)
+    order = np.argsort(labels, kind="stable")  # one pass: fast for thousands of classes
+    keys, starts = np.unique(labels[order], return_index=True)
+    small = []
+    for k, idx in zip(keys, np.split(order, starts[1:])):
+        idx = idx.copy()
         rng.shuffle(idx)
         n = len(idx)
         if n < len(fr):
             splits[idx] = names[0]
-            warnings.append(f"class {int(k)} has {n} image(s): too few for a stratified "
-                            f"{'/'.join(names)} split; all kept in {names[0]}")
+            small.append((k, n))
             continue
         # at least one image per split, the rest by fraction
         sizes = np.maximum(1, np.floor(fr[1:] * n).astype(int))
@@ -217,7 +251,13 @@ def stratified_split(labels: np.ndarray, fractions=(0.6, 0.2, 0.2), seed: int = 
         for name, size in zip(names[1:], sizes):
             splits[idx[start:start + size]] = name
             start += size
-    return splits, warnings
+    label = (lambda k: repr(class_names[int(k)])) if class_names is not None else (
+        lambda k: str(int(k)))
+    why = f"too few for a stratified {'/'.join(names)} split; all kept in {names[0]}"
+    if len(small) > 5:
+        eg = ", ".join(label(k) for k, _ in small[:3])
+        return splits, [f"{len(small)} classes have fewer than {len(fr)} images (e.g. {eg}): {why}"]
+    return splits, [f"class {label(k)} has {n} image(s): {why}" for k, n in small]
 
 
 # ----------------------------------------------------------------------------- folders
@@ -249,7 +289,9 @@ def scan_folder(root: str | os.PathLike, name: str | None = None, seed: int = 0,
     """Read an ImageFolder layout: ``root/<split>/<class>/*`` or ``root/<class>/*``.
 
     Without split folders, a seeded stratified split is made (``fractions`` for
-    train/val/test). Files that are not images are listed in ``skipped``.
+    train/val/test). Files that are not images are listed in ``skipped``; odd shapes
+    (empty or single classes, classes missing from train, duplicates across splits) in
+    ``warnings``. More than ``Limits.max_images`` image files is refused.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -259,14 +301,17 @@ def scan_folder(root: str | os.PathLike, name: str | None = None, seed: int = 0,
     split_dirs = {SPLIT_ALIASES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_ALIASES}
     skipped: list[tuple[str, str]] = []
     entries: list[tuple[str, str, str | None]] = []  # (path, class, split)
+    class_dirs: set[str] = set()
 
     def collect(folder: Path, split: str | None) -> None:
         for cdir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+            cls = unicodedata.normalize("NFC", cdir.name)  # macOS writes names decomposed
+            class_dirs.add(cls)
             for f in sorted(cdir.rglob("*")):
                 if f.is_dir() or f.name.startswith("."):
                     continue
                 if f.suffix.lower() in IMAGE_EXTENSIONS:
-                    entries.append((str(f), cdir.name, split))
+                    entries.append((str(f), cls, split))
                 else:
                     skipped.append((str(f), f"not an image file ({f.suffix or 'no extension'})"))
         for f in sorted(folder.iterdir()):
@@ -278,6 +323,10 @@ def scan_folder(root: str | os.PathLike, name: str | None = None, seed: int = 0,
             collect(d, split)
     else:
         collect(root, None)
+    limit = default_limits().max_images
+    if len(entries) > limit:
+        raise DatasetError(f"{name} has {len(entries):,} images, above the limit of {limit:,}; "
+                           "use a smaller subset or set TLVIZ_MAX_IMAGES to raise it")
     problems = _checked([e[0] for e in entries])
     good = []
     for path, cls, split in entries:
@@ -286,8 +335,10 @@ def scan_folder(root: str | os.PathLike, name: str | None = None, seed: int = 0,
         else:
             good.append((path, cls, split))
     classes = sorted({c for _, c, _ in good})
-    empty = sorted({c for _, c, _ in entries} - set(classes))
-    warnings = [f"class {c!r} has no readable images and is left out" for c in empty]
+    empty = sorted(class_dirs - set(classes))
+    warnings = [f"class {c!r} has no readable images and is left out" for c in empty[:5]]
+    if len(empty) > 5:
+        warnings.append(f"{len(empty) - 5} more classes have no readable images and are left out")
     if not good:
         raise DatasetError(f"no readable images found in {root}: expected class folders "
                            f"(root/<class>/<image>) or split folders (root/train/<class>/<image>)")
@@ -299,10 +350,15 @@ def scan_folder(root: str | os.PathLike, name: str | None = None, seed: int = 0,
         splits = np.array([s for _, _, s in good], dtype=object)
         if "train" not in split_dirs:
             warnings.append("no train/ folder: nothing to train on")
+        else:
+            missing = sorted(set(classes) - {c for _, c, s in good if s == "train"})
+            if missing:
+                eg = ", ".join(repr(c) for c in missing[:3]) + (" ..." if len(missing) > 3 else "")
+                warnings.append(f"{len(missing)} class(es) have no training images ({eg}): "
+                                "the classifier cannot learn them")
     else:
-        splits, w = stratified_split(labels, fractions, seed)
-        warnings += [w_.replace(f"class {k} ", f"class {classes[k]!r} ", 1)
-                     for k in range(len(classes)) for w_ in w if w_.startswith(f"class {k} ")]
+        splits, w = stratified_split(labels, fractions, seed, class_names=classes)
+        warnings += w
     ds = ImageDataset(name, classes, [p for p, _, _ in good], labels, splits, root=root,
                       skipped=skipped, warnings=warnings)
     _warn_leakage(ds)
@@ -328,23 +384,77 @@ def _warn_leakage(ds: ImageDataset) -> None:
 # ----------------------------------------------------------------------------- archives
 
 
-def extract_zip(zip_path: str | os.PathLike, name: str | None = None) -> Path:
-    """Extract a zip of an ImageFolder layout into the user datasets folder, safely."""
-    zip_path = Path(zip_path)
+MARKER = ".tlviz-root"
+
+
+def _read_marker(folder: Path) -> tuple[Path, list[tuple[str, str]]] | None:
+    """(dataset root, entries skipped at extraction) of an extracted upload, or None."""
+    try:
+        raw = (folder / MARKER).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    try:
+        info = json.loads(raw)
+        root = (folder / info["root"]).resolve()
+        skipped = [(str(a), str(b)) for a, b in info.get("skipped", [])]
+    except (ValueError, KeyError, TypeError):
+        root, skipped = Path(raw.strip()), []  # older marker: the root path as plain text
+    if not root.is_dir() or not root.is_relative_to(folder.resolve()):
+        return None
+    return root, skipped
+
+
+def _extract_zip(zip_path: Path, name: str | None) -> tuple[Path, list[tuple[str, str]]]:
+    limits = default_limits()
+    size = zip_path.stat().st_size
+    if size > limits.max_upload_bytes:  # before hashing gigabytes
+        raise BadArchive(f"{zip_path.name} is {size / 2**20:,.1f} MB, above the limit of "
+                         f"{limits.max_upload_bytes / 2**20:,.1f} MB; set TLVIZ_MAX_UPLOAD_MB "
+                         "to raise it")
     h = hashlib.sha256()
     with open(zip_path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    from tlviz.safeio import sanitize_name
-
     dest = config.user_datasets_dir() / f"{sanitize_name(name or zip_path.stem)}-{h.hexdigest()[:8]}"
-    marker = dest / ".tlviz-root"
-    if marker.exists():
-        return Path(marker.read_text())
-    result = safe_extract_zip(zip_path, dest)
-    root = Path(getattr(result, "root", result))
-    marker.write_text(str(root))
-    return root
+    done = _read_marker(dest)
+    if done:
+        return done
+    # Extract into a private folder, mark it complete, then rename it into place: a crash
+    # leaves only a hidden folder, and concurrent uploads of the same zip all succeed.
+    work = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        result = safe_extract_zip(zip_path, work / "data", limits)
+        root = Path(result.root)
+        marker = {"root": root.relative_to(work).as_posix(), "skipped": result.skipped,
+                  "source": zip_path.name}
+        (work / MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        if dest.exists() and _read_marker(dest) is None:  # a damaged earlier attempt
+            shutil.rmtree(dest, ignore_errors=True)
+        with contextlib.suppress(OSError):  # lost a race: another upload put it in place
+            os.rename(work, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    done = _read_marker(dest)
+    if done is None:
+        raise DatasetError(f"could not store the extracted {zip_path.name} in {dest.parent}")
+    return done
+
+
+def extract_zip(zip_path: str | os.PathLike, name: str | None = None) -> Path:
+    """Extract a zip of an ImageFolder layout into the user datasets folder, safely.
+
+    Returns the dataset root. The same zip is extracted once (by content hash); a refused
+    archive raises :class:`~tlviz.safeio.BadArchive` and leaves nothing behind.
+    """
+    return _extract_zip(Path(zip_path), name)[0]
+
+
+def _load_extracted(folder: Path, name: str, seed: int) -> ImageDataset:
+    root, zip_skipped = _read_marker(folder) or (folder, [])
+    ds = scan_folder(root, name, seed)
+    ds.skipped[:0] = zip_skipped
+    return ds
 
 
 # ----------------------------------------------------------------------------- registry
@@ -385,9 +495,8 @@ def list_datasets() -> list[DatasetInfo]:
             continue
         for d in sorted(base.iterdir()):
             if d.is_dir() and not d.name.startswith(".") and d.name not in known:
-                root = Path((d / ".tlviz-root").read_text()) if (d / ".tlviz-root").exists() else d
-                out.append(DatasetInfo(d.name, f"folder {root}", kind,
-                                       lambda seed=0, _r=root, _n=d.name, **_: scan_folder(_r, _n, seed)))
+                out.append(DatasetInfo(d.name, f"folder {d}", kind,
+                                       lambda seed=0, _d=d, **_: _load_extracted(_d, _d.name, seed)))
                 known.add(d.name)
     return out
 
@@ -409,9 +518,14 @@ def load_dataset(ref: str | os.PathLike, seed: int = 0, download: bool = False,
     p = Path(ref).expanduser()
     if str(ref) not in _REGISTRY and p.suffix.lower() == ".zip" and p.is_file():
         try:
-            return scan_folder(extract_zip(p), p.stem, seed)
-        except BadArchive as e:
+            root, zip_skipped = _extract_zip(p, None)
+            ds = scan_folder(root, p.stem, seed)
+        except (BadArchive, DatasetError) as e:
             raise DatasetError(f"{p.name}: {e}") from e
+        except OSError as e:
+            raise DatasetError(f"{p.name}: could not extract ({e.strerror or e})") from e
+        ds.skipped[:0] = zip_skipped
+        return ds
     if str(ref) not in _REGISTRY and p.is_dir():
         return scan_folder(p, seed=seed)
     info = get_dataset_info(str(ref))
@@ -588,17 +702,26 @@ def save_user_dataset(name: str, images: dict[str, list[bytes]]) -> Path:
 
     ``images`` maps class name -> list of encoded image bytes. Returns the folder.
     """
-    from tlviz.safeio import sanitize_name
-
+    limit = default_limits().max_images
+    if sum(len(b) for b in images.values()) > limit:
+        raise DatasetError(f"too many images for one dataset (the limit is {limit:,}); "
+                           "set TLVIZ_MAX_IMAGES to raise it")
     root = config.user_datasets_dir() / sanitize_name(name)
-    tmp = root.with_name(f".{root.name}.tmp{os.getpid()}")
+    tmp = root.with_name(f".{root.name}.tmp{os.getpid()}.{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    for cls, blobs in images.items():
-        cdir = tmp / sanitize_name(cls)
-        cdir.mkdir(parents=True, exist_ok=True)
-        for k, blob in enumerate(blobs):
-            im = open_image(blob, max_pixels=default_limits().max_image_pixels)
-            im.save(cdir / f"{k:04d}.jpg", quality=92)
+    try:
+        for cls, blobs in images.items():
+            cdir = tmp / sanitize_name(cls)
+            cdir.mkdir(parents=True, exist_ok=True)
+            for k, blob in enumerate(blobs):
+                try:
+                    im = open_image(blob, max_pixels=default_limits().max_image_pixels)
+                except BadImage as e:
+                    raise DatasetError(f"image {k + 1} of class {cls!r}: {e}") from e
+                im.save(cdir / f"{k:04d}.jpg", quality=92)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if root.exists():
         shutil.rmtree(root)
     os.replace(tmp, root)
