@@ -215,6 +215,7 @@ def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
     t0 = time.perf_counter()
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, seed=cfg.seed)
     ds = ds.ensure_val(seed=cfg.seed)
+    ds.check_trainable()  # a clear DatasetError for one class or no train split
     led = Ledger() if ledger is True else (ledger or None)
     run_cfg = {**cfg.to_dict(), "dataset": cfg.dataset if dataset is None else (cfg.dataset or ds.name),
                "dataset_fingerprint": ds.fingerprint}
