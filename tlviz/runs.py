@@ -76,7 +76,24 @@ def default_path() -> Path:
     return config.home_dir() / "runs.db"
 
 
-def _pid_alive(pid: int | None) -> bool:
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (Unix time), from /proc; None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time since boot
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _pid_alive(pid: int | None, since: float | None = None) -> bool:
+    """Is the process that started a run at ``since`` still alive?
+
+    A pid can be reused (after a reboot, soon): a live process that started after the
+    run was created is another process, so the run's own process is dead.
+    """
     if not pid:
         return False
     try:
@@ -84,7 +101,11 @@ def _pid_alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    if since is not None:
+        started = _process_start(pid)
+        if started is not None and started > since + 60.0:  # slack for clock adjustments
+            return False
     return True
 
 
@@ -94,9 +115,34 @@ class Ledger:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        self.warnings: list[str] = []
+        try:
+            with self._connect() as db:
+                db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:  # not a database (damaged or overwritten file)
+            if isinstance(e, sqlite3.OperationalError):  # locked, read-only, disk full: not ours
+                raise
+            aside = self._move_aside()
+            self.warnings.append(f"the run ledger {self.path} was unreadable ({e}); it was "
+                                 f"moved to {aside.name} and a new ledger started")
+            with self._connect() as db:
+                db.executescript(SCHEMA)
         self.mark_interrupted()
+
+    def _move_aside(self) -> Path:
+        """Rename a damaged ledger (and its WAL files) out of the way, keeping it for rescue."""
+        aside = self.path.with_name(f"{self.path.stem}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+                                    f"{self.path.suffix}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                os.replace(src, f"{aside}{suffix}")
+        return aside
+
+    def integrity_check(self) -> str:
+        """SQLite's own consistency check: ``"ok"`` or a description of the damage."""
+        with self._connect() as db:
+            return "; ".join(r[0] for r in db.execute("PRAGMA integrity_check").fetchall())
 
     @contextlib.contextmanager
     def _connect(self):
@@ -169,8 +215,10 @@ class Ledger:
         """Runs left ``running`` by a dead process on this host become ``interrupted``."""
         host = socket.gethostname()
         with self._connect() as db:
-            rows = db.execute("SELECT id, pid, host FROM runs WHERE status='running'").fetchall()
-        dead = [r["id"] for r in rows if r["host"] == host and not _pid_alive(r["pid"])]
+            rows = db.execute("SELECT id, pid, host, created FROM runs WHERE status='running'"
+                              ).fetchall()
+        dead = [r["id"] for r in rows
+                if r["host"] == host and not _pid_alive(r["pid"], r["created"])]
         if dead:
             with self._tx() as db:
                 db.executemany("UPDATE runs SET status='interrupted' WHERE id=? AND status='running'",
@@ -227,7 +275,12 @@ class Ledger:
 
         with self._connect() as db:
             row = db.execute("SELECT data FROM weights WHERE run_id=?", (int(run_id),)).fetchone()
-        return None if row is None else load(bytes(row["data"]))
+        if row is None:
+            return None
+        try:
+            return load(bytes(row["data"]))
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
+            raise ValueError(f"run {run_id}: the stored weights are damaged ({e})") from e
 
     def compare(self, run_ids):
         """One row per run, the columns people compare on."""
