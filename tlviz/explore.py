@@ -1,0 +1,413 @@
+"""Looking inside an embedding space: neighbours, selections, augmented satellites,
+before/after fine-tuning, and likely label problems.
+
+Every distance here is measured in the full-dimensional feature space, never on the 2D
+layout: the layout is only where things are drawn.
+
+>>> import numpy as np
+>>> X = np.array([[0, 0], [0, 1], [5, 5], [5, 6]], dtype="float32")
+>>> y = np.array([0, 0, 1, 0])
+>>> neighbours(X, y, 2, k=2, metric="euclidean")["index"].tolist()
+[3, 1]
+>>> label_issues(X, y, k=1, metric="euclidean")["index"].tolist()
+[2, 3]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from tlviz.augment import AugmentConfig, build_transform
+from tlviz.backbones import BackboneSpec, FeatureNet, get_backbone_spec
+from tlviz.data import ImageDataset
+from tlviz.embed import Embeddings, embed_images, iter_batches, torch_features
+from tlviz.metrics import separation_report
+from tlviz.project import ProjectionConfig, Projector
+
+METRICS = ("cosine", "euclidean")
+Progress = Callable[[int, int, str], None]
+
+
+# ----------------------------------------------------------------------------- distances
+
+
+def pairwise(A: np.ndarray, B: np.ndarray, metric: str = "cosine") -> np.ndarray:
+    """(len(A), len(B)) distances: cosine (1 - cosine similarity) or euclidean."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    A = np.atleast_2d(np.asarray(A, dtype=np.float64))
+    B = np.atleast_2d(np.asarray(B, dtype=np.float64))
+    if metric == "cosine":
+        na = np.linalg.norm(A, axis=1, keepdims=True)
+        nb = np.linalg.norm(B, axis=1, keepdims=True)
+        return np.clip(1.0 - (A / np.maximum(na, 1e-12)) @ (B / np.maximum(nb, 1e-12)).T, 0.0, 2.0)
+    sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def _rows(n: int, mask: np.ndarray | None) -> np.ndarray:
+    return np.arange(n) if mask is None else np.flatnonzero(np.asarray(mask, bool))
+
+
+def neighbours(X: np.ndarray, y: np.ndarray, i: int, k: int = 8, metric: str = "cosine",
+               mask: np.ndarray | None = None) -> pd.DataFrame:
+    """The ``k`` nearest neighbours of row ``i`` in the full feature space.
+
+    Returns a DataFrame (rank order) with columns ``index`` (row of X), ``distance``,
+    ``label`` and ``same_class``. ``mask`` limits the candidates (e.g. ``emb.valid``).
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    if not 0 <= i < len(X):
+        raise IndexError(f"row {i} is outside 0..{len(X) - 1}")
+    cand = _rows(len(X), mask)
+    cand = cand[cand != i]
+    d = pairwise(X[i], X[cand], metric)[0]
+    order = np.argsort(d, kind="stable")[:k]
+    idx = cand[order]
+    return pd.DataFrame({"index": idx, "distance": d[order], "label": y[idx],
+                         "same_class": y[idx] == y[i]})
+
+
+def label_issues(X: np.ndarray, y: np.ndarray, k: int = 10, metric: str = "cosine",
+                 mask: np.ndarray | None = None, min_share: float = 0.5) -> pd.DataFrame:
+    """Images whose ``k`` nearest neighbours mostly belong to another class, worst first.
+
+    Columns: ``index``, ``label``, ``other_share`` (fraction of neighbours of another class),
+    ``suggested`` (the most common other class among them), ``suggested_share``, and
+    ``mean_distance`` to the neighbours. Rows with ``other_share >= min_share`` are kept;
+    ties break towards the image closest to the other class.
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    rows = _rows(len(X), mask)
+    cols = ["index", "label", "other_share", "suggested", "suggested_share", "mean_distance"]
+    if len(rows) < 2:
+        return pd.DataFrame(columns=cols)
+    k = min(k, len(rows) - 1)
+    Xr, yr = X[rows], y[rows]
+    d = np.empty((len(rows), k))
+    nb = np.empty((len(rows), k), dtype=np.int64)
+    for s in range(0, len(rows), 512):  # blocks keep memory bounded
+        D = pairwise(Xr[s:s + 512], Xr, metric)
+        D[np.arange(D.shape[0]), np.arange(s, s + D.shape[0])] = np.inf  # not oneself
+        part = np.argpartition(D, k - 1, axis=1)[:, :k]
+        dd = np.take_along_axis(D, part, 1)
+        o = np.argsort(dd, 1, kind="stable")
+        nb[s:s + len(D)], d[s:s + len(D)] = np.take_along_axis(part, o, 1), np.take_along_axis(dd, o, 1)
+    nl = yr[nb]
+    other = nl != yr[:, None]
+    share = other.mean(1)
+    n_cls = int(y.max()) + 1 if len(y) else 0
+    votes = np.zeros((len(rows), n_cls))
+    np.add.at(votes, (np.repeat(np.arange(len(rows)), k), nl.ravel()), other.ravel())
+    suggested = votes.argmax(1)
+    # distance to the nearest neighbour of another class (smaller = deeper in the other class)
+    d_other = np.where(other, d, np.inf).min(1)
+    df = pd.DataFrame({"index": rows, "label": yr, "other_share": share, "suggested": suggested,
+                       "suggested_share": votes.max(1) / k, "mean_distance": d.mean(1),
+                       "_d_other": d_other})
+    df = df[df["other_share"] >= min_share]
+    df = df.sort_values(["other_share", "_d_other"], ascending=[False, True], kind="stable")
+    return df.drop(columns="_d_other").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- selections
+
+
+def selection_summary(indices: Sequence[int], labels: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """Class counts of a selection: columns ``class``, ``count``, ``share`` (every class listed)."""
+    idx = np.asarray(list(indices), dtype=np.int64)
+    counts = np.bincount(np.asarray(labels)[idx], minlength=len(classes)) if len(idx) else \
+        np.zeros(len(classes), int)
+    return pd.DataFrame({"class": list(classes), "count": counts.astype(int),
+                         "share": counts / max(len(idx), 1)})
+
+
+def export_selection(dataset: ImageDataset, indices: Sequence[int], fmt: str = "csv") -> str:
+    """A selection as text: ``csv`` (index, path, class, split) or ``txt`` (one path a line)."""
+    idx = [int(i) for i in indices]
+    if fmt == "txt":
+        return "".join(dataset.path(i) + "\n" for i in idx)
+    if fmt != "csv":
+        raise ValueError("fmt must be 'csv' or 'txt'")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["index", "path", "class", "split"])
+    for i in idx:
+        w.writerow([i, dataset.path(i), dataset.classes[dataset.labels[i]], dataset.splits[i]])
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- satellites
+
+
+def centroid_distance(X: np.ndarray, y: np.ndarray) -> float:
+    """Typical distance between classes: mean euclidean distance between class centroids."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
+    cls = np.unique(y)
+    if len(cls) < 2:
+        return float("nan")
+    C = np.stack([X[y == c].mean(0) for c in cls])
+    D = pairwise(C, C, "euclidean")
+    return float(D[np.triu_indices(len(cls), 1)].mean())
+
+
+def _knn_vote(X_ref: np.ndarray, y_ref: np.ndarray, Q: np.ndarray, k: int = 5) -> np.ndarray:
+    """Majority class of the ``k`` nearest reference rows (euclidean), nearer breaking ties."""
+    k = min(k, len(X_ref))
+    D = pairwise(Q, X_ref, "euclidean")
+    nb = np.argsort(D, 1, kind="stable")[:, :k]
+    n_cls = int(y_ref.max()) + 1
+    votes = np.zeros((len(Q), n_cls))
+    w = 1.0 + 1e-6 * np.arange(k, 0, -1)
+    np.add.at(votes, (np.repeat(np.arange(len(Q)), k), y_ref[nb].ravel()), np.tile(w, len(Q)))
+    return votes.argmax(1)
+
+
+def fit_projector(X: np.ndarray, method: str = "umap", seed: int = 0, **params) -> Projector:
+    """A fitted :class:`~tlviz.project.Projector` (its ``transform`` places new rows)."""
+    return Projector(ProjectionConfig(method=method, dim=2, seed=seed, **params)).fit(X)
+
+
+@dataclass
+class Satellites:
+    """Augmented copies of a few images, embedded and placed in the same layout.
+
+    ``points``: one row per original (``copy == -1``) and per copy, with ``index``
+    (dataset row), ``copy``, ``x``, ``y`` (layout), ``label``, ``distance`` (full-dim,
+    euclidean, to its original), ``knn_class`` (5-NN vote among the reference images) and
+    ``crossed`` (the vote differs from the original's label). ``per_image``: per original,
+    the mean copy distance, its ratio to the typical between-class distance and the share
+    of copies that crossed. ``ratio``: mean copy-to-original distance / ``class_distance``.
+    """
+
+    points: pd.DataFrame
+    per_image: pd.DataFrame
+    ratio: float
+    mean_distance: float
+    class_distance: float
+    crossed_share: float
+    copies: dict[int, list] = field(default_factory=dict)
+
+
+def _features_of(images: list, backbone: str | FeatureNet, spec: BackboneSpec | None) -> np.ndarray:
+    return np.concatenate([embed_images(images[s:s + 32], backbone, spec)
+                           for s in range(0, len(images), 32)])
+
+
+def satellites(dataset: ImageDataset, emb: Embeddings, indices: Sequence[int],
+               augment: AugmentConfig | Mapping | None, n_copies: int = 8,
+               projector: Projector | None = None, seed: int = 0, k: int = 5,
+               keep_images: bool = True) -> Satellites:
+    """Embed ``n_copies`` augmented copies of each image in ``indices`` and place them.
+
+    Copies go through the same backbone as ``emb`` (``augment`` is an AugmentConfig or its
+    dict), and originals and copies both through ``projector.transform`` (a PCA fitted on
+    the valid features when None), so an identity augmentation puts every copy on its
+    original. Reference rows for centroids and the k-NN vote are ``emb.valid`` rows.
+    """
+    cfg = augment if isinstance(augment, AugmentConfig) else AugmentConfig.from_dict(augment or {})
+    indices = [int(i) for i in indices]
+    if not indices:
+        raise ValueError("choose at least one image")
+    if n_copies < 1:
+        raise ValueError("n_copies must be at least 1")
+    spec = get_backbone_spec(emb.backbone)
+    X_ref, y_ref = emb.split(None)
+    if projector is None:
+        projector = fit_projector(X_ref, "pca", seed)
+    aug = build_transform(cfg)
+    g = torch.Generator().manual_seed(seed)
+    originals, copies = [], {}
+    for i in indices:
+        im = dataset.load(i, size=spec.input_size)
+        originals.append(im)
+        copies[i] = [aug(im, g) for _ in range(n_copies)]
+    F_orig = _features_of(originals, emb.backbone, spec)
+    F_copy = _features_of([c for i in indices for c in copies[i]], emb.backbone, spec)
+    XY = projector.transform(np.concatenate([F_orig, F_copy]))
+    owner = np.repeat(np.arange(len(indices)), n_copies)
+    dist = np.linalg.norm(F_copy.astype(np.float64) - F_orig[owner], axis=1)
+    vote = _knn_vote(X_ref, y_ref, np.concatenate([F_orig, F_copy]), k)
+    lab = dataset.labels[np.asarray(indices)]
+    all_idx = np.concatenate([indices, np.asarray(indices)[owner]])
+    all_lab = np.concatenate([lab, lab[owner]])
+    copy_no = np.concatenate([np.full(len(indices), -1), np.tile(np.arange(n_copies), len(indices))])
+    points = pd.DataFrame({
+        "index": all_idx, "copy": copy_no,
+        "x": XY[:, 0], "y": XY[:, 1], "label": all_lab,
+        "distance": np.concatenate([np.zeros(len(indices)), dist]),
+        "knn_class": vote, "crossed": vote != all_lab})
+    cd = centroid_distance(X_ref, y_ref)
+    cop = points[points["copy"] >= 0]
+    per = cop.groupby("index", sort=False).agg(label=("label", "first"),
+                                               mean_distance=("distance", "mean"),
+                                               crossed_share=("crossed", "mean")).reset_index()
+    per["ratio"] = per["mean_distance"] / cd
+    mean_d = float(dist.mean())
+    return Satellites(points, per, mean_d / cd, mean_d, cd, float(cop["crossed"].mean()),
+                      copies if keep_images else {})
+
+
+AUGMENT_PRESETS: dict[str, AugmentConfig] = {
+    "rotation ±40°": AugmentConfig(rotation_range=40),
+    "shift ±20%": AugmentConfig(width_shift_range=0.2, height_shift_range=0.2),
+    "shear ±11.5°": AugmentConfig(shear_range=11.46),
+    "zoom ±20%": AugmentConfig(zoom_range=0.2),
+    "horizontal flip": AugmentConfig(horizontal_flip=True),
+    "book preset": AugmentConfig.book(),
+}
+
+
+def compare_augmentations(dataset: ImageDataset, emb: Embeddings, indices: Sequence[int],
+                          configs: Mapping[str, AugmentConfig] | None = None, n_copies: int = 8,
+                          seed: int = 0, progress: Progress | None = None) -> pd.DataFrame:
+    """One row per augmentation: mean copy distance, ratio to the class distance, and the
+    share of copies whose 5-NN vote changes class (overall and per original class)."""
+    configs = dict(configs or AUGMENT_PRESETS)
+    projector = _NoProjection()
+    rows = []
+    for n, (name, cfg) in enumerate(configs.items()):
+        s = satellites(dataset, emb, indices, cfg, n_copies, projector, seed, keep_images=False)
+        row = {"augmentation": name, "mean_distance": s.mean_distance, "ratio": s.ratio,
+               "crossed_share": s.crossed_share}
+        cop = s.points[s.points["copy"] >= 0]
+        for c, part in cop.groupby("label"):
+            row[f"crossed: {emb.classes[int(c)]}"] = float(part["crossed"].mean())
+        rows.append(row)
+        if progress:
+            progress(n + 1, len(configs), name)
+    return pd.DataFrame(rows)
+
+
+class _NoProjection:
+    """Stands in for a projector when only full-dimensional numbers are wanted."""
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return np.zeros((len(X), 2), np.float32)
+
+
+# ----------------------------------------------------------------------------- before / after
+
+
+def embed_with(dataset: ImageDataset, net: FeatureNet, spec: BackboneSpec,
+               indices: Sequence[int] | None = None, batch_size: int = 32,
+               progress: Progress | None = None) -> np.ndarray:
+    """Features of ``dataset`` rows through any FeatureNet (e.g. a fine-tuned one), in torch."""
+    idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    out = np.zeros((len(idx), net.feature_dim), np.float32)
+    pos = {int(i): j for j, i in enumerate(idx)}
+    net = net.eval()
+    done = 0
+    for chunk, batch, _bad in iter_batches(dataset, spec, batch_size, idx):
+        out[[pos[int(i)] for i in chunk]] = torch_features(net, batch)
+        done += len(chunk)
+        if progress:
+            progress(done, len(idx), "embedding with the fine-tuned backbone")
+    return out
+
+
+def procrustes_align(ref: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, float]:
+    """Rotate/reflect, scale and shift ``moving`` onto ``ref`` (rows correspond).
+
+    Returns the aligned copy (in ``ref``'s units) and the disparity: the sum of squared
+    differences after standardising both (0 = same shape), as :func:`scipy.spatial.procrustes`.
+    """
+    from scipy.linalg import orthogonal_procrustes
+
+    A, B = np.asarray(ref, np.float64), np.asarray(moving, np.float64)
+    ma, mb = A.mean(0), B.mean(0)
+    A0, B0 = A - ma, B - mb
+    na, nb = np.linalg.norm(A0), np.linalg.norm(B0)
+    if na == 0 or nb == 0:
+        return np.tile(ma, (len(B), 1)), 0.0
+    R, s = orthogonal_procrustes(B0 / nb, A0 / na)
+    aligned = (B0 / nb) @ R * s
+    disparity = float(((A0 / na - aligned) ** 2).sum())
+    return (aligned * na + ma).astype(np.float32), disparity
+
+
+@dataclass
+class BeforeAfter:
+    """Two layouts of the same images (frozen vs fine-tuned features), aligned.
+
+    ``before``/``after``: (n, 2) coordinates for ``indices``; ``report``: separation
+    metrics (full-dim features) with columns before/after, index (split, metric).
+    """
+
+    indices: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
+    report: pd.DataFrame
+    disparity: float
+    moved: np.ndarray  # per image: layout displacement before -> after
+
+
+def before_after(dataset: ImageDataset, frozen: str | FeatureNet, finetuned: FeatureNet, *,
+                 spec: BackboneSpec | None = None, indices: Sequence[int] | None = None,
+                 method: str = "pca", align: str = "procrustes", seed: int = 0,
+                 X_before: np.ndarray | None = None, progress: Progress | None = None
+                 ) -> BeforeAfter:
+    """Embed the same images with the frozen and the fine-tuned backbone and align the layouts.
+
+    ``align``: "procrustes" (each set projected alone, the after layout rotated, scaled and
+    shifted onto the before layout) or "joint" (one projection fitted on both sets).
+    ``X_before`` skips the frozen pass (e.g. cached :func:`~tlviz.embed.embed` rows).
+    """
+    if align not in ("procrustes", "joint"):
+        raise ValueError("align must be 'procrustes' or 'joint'")
+    if spec is None:
+        if not isinstance(frozen, str):
+            raise ValueError("give spec= (input size, normalisation) with a FeatureNet")
+        spec = get_backbone_spec(frozen)
+    idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if len(idx) < 3:
+        raise ValueError("need at least 3 images to compare layouts")
+    if X_before is None:
+        if isinstance(frozen, str):
+            from tlviz.backbones import create_backbone
+
+            frozen = create_backbone(frozen)
+        X_before = embed_with(dataset, frozen, spec, idx, progress=progress)
+    X_after = embed_with(dataset, finetuned, spec, idx, progress=progress)
+    X_before = np.asarray(X_before, np.float32)
+    if align == "joint":
+        P = fit_projector(np.concatenate([X_before, X_after]), method, seed)
+        before, after = P.embedding_[:len(idx)], P.embedding_[len(idx):]
+        _, disparity = procrustes_align(before, after)
+    else:
+        before = fit_projector(X_before, method, seed).embedding_
+        after, disparity = procrustes_align(before, fit_projector(X_after, method, seed).embedding_)
+    y, sp = dataset.labels[idx], dataset.splits[idx]
+    parts = {}
+    for split in [None, *[s for s in ("train", "val", "test") if (sp == s).any()]]:
+        m = np.ones(len(idx), bool) if split is None else sp == split
+        if m.sum() < 3 or len(np.unique(y[m])) < 2:
+            continue
+        parts[split or "all"] = pd.DataFrame({"before": separation_report(X_before[m], y[m]),
+                                              "after": separation_report(X_after[m], y[m])})
+    report = pd.concat(parts, names=["split", "metric"]) if parts else pd.DataFrame(
+        columns=["before", "after"])
+    moved = np.linalg.norm(after - before, axis=1)
+    return BeforeAfter(idx, y, sp, np.asarray(before, np.float32), np.asarray(after, np.float32),
+                       report, disparity, moved)
+
+
+def tween(before: np.ndarray, after: np.ndarray, steps: int = 10) -> list[np.ndarray]:
+    """Layouts interpolated from ``before`` to ``after`` (both included), for an animation."""
+    return [(1 - t) * before + t * after for t in np.linspace(0.0, 1.0, max(2, steps))]
+
+
+__all__ = [
+    "AUGMENT_PRESETS", "METRICS", "BeforeAfter", "Satellites", "before_after", "centroid_distance",
+    "compare_augmentations", "embed_with", "export_selection", "fit_projector", "label_issues",
+    "neighbours", "pairwise", "procrustes_align", "satellites", "selection_summary", "tween",
+]
