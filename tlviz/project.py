@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -129,9 +131,11 @@ def project(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, *,
     path = config.cache_dir("projections") / f"{hashlib.sha256(raw.encode()).hexdigest()[:24]}.npy"
     if path.exists():
         with contextlib.suppress(OSError, ValueError):
-            arr = np.load(path)
-            if arr.shape == (len(X), dim) and np.isfinite(arr).all():
-                return arr
+            data = path.read_bytes()  # served only when its digest sidecar matches
+            if path.with_suffix(".sum").read_text() == _digest(data):
+                arr = np.load(io.BytesIO(data))
+                if arr.shape == (len(X), dim) and np.isfinite(arr).all():
+                    return arr
     t0 = time.perf_counter()
     emb = Projector(cfg).fit(X).embedding_
     _save(path, emb)
@@ -139,10 +143,19 @@ def project(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, *,
     return emb
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 def _save(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+    """Write the array and its digest sidecar, each atomically (process- and thread-unique)."""
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    tag = f"{os.getpid()}.{threading.get_ident()}"
+    for dst, data in ((path, buf.getvalue()), (path.with_suffix(".sum"), _digest(buf.getvalue()).encode())):
+        tmp = dst.with_name(f".{dst.name}.{tag}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dst)
 
 
 __all__ = ["METHODS", "ProjectionConfig", "Projector", "features_digest", "project"]
