@@ -142,3 +142,113 @@ def ledger():
     from tlviz.runs import default_path
 
     return _ledger_at(str(default_path()))
+
+
+# ----------------------------------------------------------------------------- Explore page
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def projector(ref: str, backbone: str, method: str = "umap", seed: int = 0,
+              split: str | None = None, proj_seed: int = 0):
+    """A fitted ``tlviz.project.Projector`` of the valid images of ``split``: its
+    ``embedding_`` is the layout (same settings as :func:`projection`), its ``transform``
+    places new points (augmented copies) in it."""
+    from tlviz.explore import fit_projector
+
+    emb = embeddings(ref, backbone, seed)
+    return fit_projector(np.asarray(emb.features[emb.indices(split)], np.float32), method, proj_seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def label_issues(ref: str, backbone: str, seed: int = 0, split: str | None = None, k: int = 10,
+                 metric: str = "cosine"):
+    """``tlviz.explore.label_issues`` over the valid images of ``split``."""
+    from tlviz.explore import label_issues as _issues
+
+    emb = embeddings(ref, backbone, seed)
+    mask = emb.valid if split is None else emb.valid & (emb.splits == split)
+    return _issues(emb.features, emb.labels, k=k, metric=metric, mask=mask)
+
+
+@st.cache_data(show_spinner=False, max_entries=24)
+def satellites(ref: str, backbone: str, seed: int, indices: tuple[int, ...], augment_json: str,
+               n_copies: int = 8, method: str = "umap", split: str | None = None,
+               aug_seed: int = 0):
+    """``tlviz.explore.satellites`` of ``indices`` with the augmentation given as JSON,
+    placed in the layout of :func:`projector`."""
+    import json
+
+    from tlviz.explore import satellites as _satellites
+
+    proj = projector(ref, backbone, method, seed, split)
+    return _satellites(dataset(ref, seed), embeddings(ref, backbone, seed), list(indices),
+                       json.loads(augment_json), n_copies, proj, aug_seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def augmentation_comparison(ref: str, backbone: str, seed: int, indices: tuple[int, ...],
+                            n_copies: int = 8, extra_json: str = "", _progress=None):
+    """``tlviz.explore.compare_augmentations`` over the presets (plus ``extra_json``:
+    {name: AugmentConfig dict}, e.g. the user's own settings)."""
+    import json
+
+    from tlviz.augment import AugmentConfig
+    from tlviz.explore import AUGMENT_PRESETS, compare_augmentations
+
+    configs = dict(AUGMENT_PRESETS)
+    for name, d in (json.loads(extra_json) if extra_json else {}).items():
+        configs[name] = AugmentConfig.from_dict(d)
+    return compare_augmentations(dataset(ref, seed), embeddings(ref, backbone, seed),
+                                 list(indices), configs, n_copies, progress=_progress)
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def finetuned_net(ledger_path: str, run_id: int):
+    """(backbone name, fine-tuned FeatureNet) of a fine-tune run in the ledger."""
+    from tlviz.runs import Ledger
+    from tlviz.train import load_predictor
+
+    led = Ledger(ledger_path)
+    backbone = led.get_run(int(run_id))["config"]["backbone"]
+    net = getattr(load_predictor(led, int(run_id)), "feature_net", None)
+    if net is None:
+        raise ValueError(f"run {run_id} has no fine-tuned backbone to compare")
+    return backbone, net
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def before_after(ref: str, seed: int, ledger_path: str, run_id: int, indices: tuple[int, ...],
+                 method: str = "pca", align: str = "procrustes", _progress=None):
+    """``tlviz.explore.before_after`` of ``indices``: frozen features from the embedding
+    cache, fine-tuned features from the run's backbone."""
+    from tlviz.backbones import get_backbone_spec
+    from tlviz.explore import before_after as _before_after
+
+    backbone, net = finetuned_net(ledger_path, run_id)
+    emb = embeddings(ref, backbone, seed)
+    idx = np.asarray(indices, dtype=np.int64)
+    return _before_after(dataset(ref, seed), backbone, net, spec=get_backbone_spec(backbone),
+                         indices=idx, method=method, align=align,
+                         X_before=np.asarray(emb.features[idx]), progress=_progress)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _predictor_at(path: str, run_id: int):
+    from tlviz.train import load_predictor
+
+    return load_predictor(_ledger_at(path), run_id)
+
+
+def predictor(run_id: int):
+    """``tlviz.train.load_predictor`` for a run of the current ledger, kept in memory.
+
+    Raises ValueError (no stored weights), KeyError (no such run), WeightsUnavailable.
+    """
+    from tlviz.runs import default_path
+
+    return _predictor_at(str(default_path()), int(run_id))
+
+
+def forget_predictors() -> None:
+    """Drop loaded predictors (after runs are deleted)."""
+    _predictor_at.clear()

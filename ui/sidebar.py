@@ -13,7 +13,14 @@ from pathlib import Path
 import streamlit as st
 
 from ui import cache, state
+from ui.text import esc
 
+# Every page: less empty space above the title. Static CSS only.
+BASE_CSS = """
+<style>
+.block-container, [data-testid="stMainBlockContainer"] { padding-top: 2.2rem; padding-bottom: 2rem; }
+</style>
+"""
 # Presenter mode: bigger text for a projected room. Static CSS only (no user text in HTML).
 PRESENTER_CSS = """
 <style>
@@ -65,7 +72,7 @@ def render() -> Choices:
                            **state.widget("dataset", state.DEFAULT_DATASET, ds_options))
         info = ds_infos.get(ref)
         if info is not None and not info.ok:
-            st.caption(f"⚠️ {info.why}")
+            st.caption(f":material/warning: {esc(info.why)}")
         backbone = st.selectbox("Backbone", bb_options,
                                 format_func=lambda n: _backbone_label(n, bb_infos),
                                 help="The pretrained network that turns each image into a "
@@ -73,7 +80,7 @@ def render() -> Choices:
                                 **state.widget("backbone", state.DEFAULT_BACKBONE, bb_options))
         bb = bb_infos.get(backbone)
         if bb is not None and not bb.ok:
-            st.caption(f"⚠️ {bb.why}")
+            st.caption(f":material/warning: {esc(bb.why)}")
         presenter = st.toggle("Presenter mode", help="Bigger text, fewer controls: for a "
                               "projected room.", **state.widget("presenter", False))
         seed = state.get("seed", 0)
@@ -83,6 +90,5 @@ def render() -> Choices:
                                        help="Seed of the train/val/test split when the "
                                             "dataset has no split folders.",
                                        **state.widget("seed", 0))
-    if presenter:
-        st.markdown(PRESENTER_CSS, unsafe_allow_html=True)  # static CSS, no user text
+    st.html(BASE_CSS + (PRESENTER_CSS if presenter else ""))  # static CSS, no user text
     return Choices(ref, backbone, bool(presenter), int(seed))

@@ -12,6 +12,7 @@ import streamlit as st
 
 from ui import cache
 from ui.sidebar import Choices
+from ui.text import esc
 
 Progress = Callable[[int, int, str], None]
 
@@ -43,13 +44,13 @@ def dataset_or_stop(choices: Choices, ref: str | None = None):
     try:
         return cache.dataset(ref, choices.seed)
     except DatasetUnavailable as e:
-        st.warning(f"**{ref}** is not on this machine: {e}")
+        st.warning(f"**{esc(ref)}** is not on this machine: {esc(e)}")
         st.page_link(DATA_PAGE, label="Open the Data page to fetch or pick another dataset",
-                     icon="📁")
+                     icon=":material/folder_open:")
     except DatasetError as e:
-        st.error(f"Cannot open **{ref}**: {e}")
+        st.error(f"Cannot open **{esc(ref)}**: {esc(e)}")
     except Exception as e:  # noqa: BLE001 - any other failure: a message, not a traceback
-        st.error(f"Cannot open **{ref}** ({type(e).__name__}): {e}")
+        st.error(f"Cannot open **{esc(ref)}** ({type(e).__name__}): {esc(e)}")
     st.stop()
 
 
@@ -63,9 +64,9 @@ def embeddings_or_stop(choices: Choices, backbone: str | None = None):
         with progress(f"Embedding {choices.dataset} with {backbone}") as cb:
             return cache.embeddings(choices.dataset, backbone, choices.seed, _progress=cb)
     except WeightsUnavailable as e:
-        st.error(f"**{backbone}** weights are not on this machine. {e}")
+        st.error(f"**{esc(backbone)}** weights are not on this machine. {esc(e)}")
     except Exception as e:  # noqa: BLE001
-        st.error(f"Embedding with **{backbone}** failed ({type(e).__name__}): {e}")
+        st.error(f"Embedding with **{esc(backbone)}** failed ({type(e).__name__}): {esc(e)}")
     st.stop()
 
 

@@ -1,0 +1,111 @@
+"""Long work (training, the ladder) in a background thread owned by the session.
+
+The page starts a :class:`Job` and then *watches* it: a loop that redraws the live chart
+from ``job.records`` until the thread ends. A click elsewhere (Stop, another widget)
+only interrupts the watching script run, never the training: the next run finds the job
+in the session and watches on; Stop sets ``job.stop`` which the tlviz ``should_stop``
+callback reads, so the ledger records the run as ``cancelled``. The thread never calls
+streamlit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+_KEY = "job."
+
+
+@dataclass
+class Job:
+    """A function running in a thread, with its progress and per-epoch records."""
+
+    name: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    records: list[dict] = field(default_factory=list)
+    progress: tuple[int, int, str] | None = None
+    result: Any = None
+    error: BaseException | None = None
+    error_trace: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+    thread: threading.Thread | None = None
+    meta: dict = field(default_factory=dict)
+    shown: bool = False  # the page has taken the result
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    # callbacks in tlviz's shapes
+    def on_progress(self, done: int, total: int, msg: str = "") -> None:
+        self.progress = (done, total, msg)
+
+    def on_epoch(self, rec: dict) -> None:
+        self.records.append(dict(rec))
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set()
+
+
+def start(key: str, name: str, fn: Callable[[Job], Any], **meta) -> Job:
+    """Run ``fn(job)`` in a daemon thread; the job is kept in the session under ``key``."""
+    job = Job(name, meta=meta)
+
+    def run() -> None:
+        try:
+            job.result = fn(job)
+        except BaseException as e:  # noqa: BLE001 - reported to the page, not lost in a thread
+            job.error, job.error_trace = e, traceback.format_exc()
+        finally:
+            job.finished = time.perf_counter()
+
+    job.thread = threading.Thread(target=run, name=f"tlviz-{key}", daemon=True)
+    st.session_state[_KEY + key] = job
+    job.thread.start()
+    return job
+
+
+def get(key: str) -> Job | None:
+    """The session's job under ``key`` (running or finished), or None."""
+    return st.session_state.get(_KEY + key)
+
+
+def forget(key: str) -> None:
+    st.session_state.pop(_KEY + key, None)
+
+
+def request_stop(key: str) -> None:
+    """Button callback: ask the job under ``key`` to stop at its next check."""
+    job = get(key)
+    if job is not None:
+        job.stop.set()
+
+
+def watch(job: Job, draw: Callable[[Job], None], tick: Callable[[Job], None] | None = None,
+          every: float = 0.4) -> None:
+    """Until the thread ends: ``draw(job)`` when its records change, ``tick(job)`` every
+    ``every`` seconds (a streamlit call there lets a click interrupt the watching promptly).
+    """
+    seen = None
+    while True:
+        alive = job.running
+        if tick is not None:
+            tick(job)
+        now = (len(job.records), alive)
+        if now != seen:
+            draw(job)
+            seen = now
+        if not alive:
+            return
+        time.sleep(every)
