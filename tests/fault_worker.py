@@ -79,9 +79,19 @@ def embed_once(dataset_root: str, backbone: str) -> tuple[bool, str, bytes, list
 
 
 def zygote(ledger_path: str, epochs: int) -> None:
-    import tlviz.train  # noqa: F401 - import everything before forking: children start fast
+    import numpy as np
+    import torch
 
-    tiny_dataset()  # warm scikit-learn's digits loader too
+    from tlviz.heads import create_head
+
+    # import and warm up everything once (single-threaded, so forking stays safe):
+    # each forked child then starts training at once
+    torch.set_num_threads(1)
+    import tlviz.train  # noqa: F401
+
+    tiny_dataset()
+    X = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    create_head("mlp", hidden=4, epochs=1).fit(X, np.arange(20) % 2, X, np.arange(20) % 2)
     print("ready", flush=True)
     for line in sys.stdin:
         cmd, *args = line.split()
