@@ -19,6 +19,27 @@ from tlviz import config
 Progress = Callable[[int, int, str], None]
 
 
+def _live(progress: Progress | None) -> Progress | None:
+    """``progress`` with its streamlit writes kept out of the cached result.
+
+    Streamlit records the elements a cached function draws and replays them on every
+    cache hit; a progress bar drawn into a slot created outside the function cannot be
+    replayed (CacheReplayClosureError on the next hit). Progress is live feedback only.
+    """
+    if progress is None:
+        return None
+    from streamlit.runtime.caching.cached_message_replay import in_cached_function
+
+    def update(done: int, total: int, msg: str = "") -> None:
+        token = in_cached_function.set(False)
+        try:
+            progress(done, total, msg)
+        finally:
+            in_cached_function.reset(token)
+
+    return update
+
+
 @dataclass(frozen=True)
 class Availability:
     """A dataset or backbone as the pickers show it."""
@@ -71,7 +92,7 @@ def dataset(ref: str, seed: int = 0, _progress: Progress | None = None):
     """``tlviz.data.load_dataset(ref, seed)``, kept in memory. Raises DatasetError/Unavailable."""
     from tlviz.data import load_dataset
 
-    return load_dataset(ref, seed=seed, progress=_progress)
+    return load_dataset(ref, seed=seed, progress=_live(_progress))
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)
@@ -82,7 +103,7 @@ def embeddings(ref: str, backbone: str, seed: int = 0, _progress: Progress | Non
     """
     from tlviz.embed import embed
 
-    return embed(dataset(ref, seed), backbone, progress=_progress)
+    return embed(dataset(ref, seed), backbone, progress=_live(_progress))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -119,14 +140,12 @@ def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def thumbnail(ref: str, index: int, size: int = 96, seed: int = 0) -> np.ndarray:
-    """Image ``index`` of dataset ``ref`` as a small uint8 RGB array (aspect kept)."""
-    im = dataset(ref, seed).load(int(index), size=size)
-    im.thumbnail((size, size))
-    if min(im.size) < size // 2:  # tiny images (digits 8x8, CIFAR 32x32): upscale crisply
-        from PIL import Image
+    """Image ``index`` of dataset ``ref`` as a ``size`` x ``size`` uint8 RGB array (centre crop)."""
+    from PIL import Image, ImageOps
 
-        scale = max(1, size // max(im.size))
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    im = dataset(ref, seed).load(int(index), size=size)
+    resample = Image.NEAREST if min(im.size) < size // 2 else Image.BILINEAR  # crisp tiny images
+    im = ImageOps.fit(im, (size, size), resample)
     return np.asarray(im.convert("RGB"))
 
 
@@ -199,7 +218,7 @@ def augmentation_comparison(ref: str, backbone: str, seed: int, indices: tuple[i
     for name, d in (json.loads(extra_json) if extra_json else {}).items():
         configs[name] = AugmentConfig.from_dict(d)
     return compare_augmentations(dataset(ref, seed), embeddings(ref, backbone, seed),
-                                 list(indices), configs, n_copies, progress=_progress)
+                                 list(indices), configs, n_copies, progress=_live(_progress))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -229,7 +248,7 @@ def before_after(ref: str, seed: int, ledger_path: str, run_id: int, indices: tu
     idx = np.asarray(indices, dtype=np.int64)
     return _before_after(dataset(ref, seed), backbone, net, spec=get_backbone_spec(backbone),
                          indices=idx, method=method, align=align,
-                         X_before=np.asarray(emb.features[idx]), progress=_progress)
+                         X_before=np.asarray(emb.features[idx]), progress=_live(_progress))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

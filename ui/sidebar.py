@@ -1,4 +1,4 @@
-"""The sidebar every page shows: dataset and backbone pickers, presenter toggle.
+"""The sidebar every page shows: page links, dataset and backbone pickers, presenter toggle.
 
 ``render()`` returns the current :class:`Choices`; pages read them instead of
 session-state strings. Choices live in :mod:`ui.state` (session + URL), so they
@@ -33,6 +33,28 @@ h1 { font-size: 2.6rem !important; }
 """
 
 
+ROOT = Path(__file__).resolve().parents[1]
+# Material icons ship with Streamlit (offline; no emoji font needed on the projector PC).
+PAGE_ICONS = {"Data": ":material/folder_open:", "Augmentation": ":material/tune:",
+              "Embedding space": ":material/scatter_plot:", "Explore": ":material/travel_explore:",
+              "Train": ":material/model_training:", "Compare": ":material/stacked_line_chart:",
+              "Predict": ":material/image_search:"}
+
+
+def pages() -> list[tuple[str, str]]:
+    """(path relative to app.py, title) of Home and every ``pages/<n>_<Title>.py``, in order.
+
+    Streamlit's own navigation is off (``client.showSidebarNavigation``): it would call Home
+    "app"; this list keeps drop-in pages and Streamlit's URLs (``/Embedding_space``).
+    """
+    found = []
+    for f in (ROOT / "pages").glob("*.py"):
+        num, _, name = f.stem.partition("_")
+        order = int(num) if num.isdigit() else 10_000
+        found.append((order, f.name, (name if num.isdigit() and name else f.stem).replace("_", " ")))
+    return [("app.py", "Home")] + [(f"pages/{n}", t) for _, n, t in sorted(found)]
+
+
 @dataclass(frozen=True)
 class Choices:
     """What the sidebar decided: used by every page."""
@@ -64,7 +86,12 @@ def render() -> Choices:
     if current not in ds_infos and (Path(current).is_dir() or Path(current).is_file()):
         ds_options.append(current)  # a user's upload or folder stays selectable
     bb_options = list(bb_infos)
+    st.set_page_config(layout="wide", page_icon=":material/visibility:")
     with st.sidebar:
+        for path, title in pages():
+            st.page_link(path, label=title, icon=PAGE_ICONS.get(title, ":material/home:"
+                                                                 if path == "app.py" else None))
+        st.divider()
         ref = st.selectbox("Dataset", ds_options,
                            format_func=lambda r: _dataset_label(r, ds_infos),
                            help="Datasets marked 'not on this machine' can be fetched or "

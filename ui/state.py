@@ -144,3 +144,9 @@ def presenter() -> bool:
 def seed() -> int:
     """The dataset split seed (advanced; 0 by default)."""
     return int(get("seed", 0))
+
+
+def augment() -> dict | None:
+    """The augmentation set on the Augmentation page (``AugmentConfig.to_dict()``), or None."""
+    value = st.session_state.get(_PREFIX + "augment")
+    return dict(value) if value else None

@@ -36,8 +36,11 @@ def progress(label: str) -> Iterator[Progress]:
         slot.empty()
 
 
-def dataset_or_stop(choices: Choices, ref: str | None = None):
-    """The chosen dataset, or a message saying what to do and ``st.stop()``."""
+def load_dataset(choices: Choices, ref: str | None = None, *, link: bool = True):
+    """The chosen dataset, or None after showing what went wrong and what to do.
+
+    ``link``: add a link to the Data page when the dataset is not on this machine.
+    """
     from tlviz.data import DatasetError, DatasetUnavailable
 
     ref = ref or choices.dataset
@@ -45,13 +48,22 @@ def dataset_or_stop(choices: Choices, ref: str | None = None):
         return cache.dataset(ref, choices.seed)
     except DatasetUnavailable as e:
         st.warning(f"**{esc(ref)}** is not on this machine: {esc(e)}")
-        st.page_link(DATA_PAGE, label="Open the Data page to fetch or pick another dataset",
-                     icon=":material/folder_open:")
+        if link:
+            st.page_link(DATA_PAGE, label="Open the Data page to fetch or pick another dataset",
+                         icon=":material/folder_open:")
     except DatasetError as e:
         st.error(f"Cannot open **{esc(ref)}**: {esc(e)}")
     except Exception as e:  # noqa: BLE001 - any other failure: a message, not a traceback
         st.error(f"Cannot open **{esc(ref)}** ({type(e).__name__}): {esc(e)}")
-    st.stop()
+    return None
+
+
+def dataset_or_stop(choices: Choices, ref: str | None = None):
+    """The chosen dataset, or a message saying what to do and ``st.stop()``."""
+    ds = load_dataset(choices, ref)
+    if ds is None:
+        st.stop()
+    return ds
 
 
 def embeddings_or_stop(choices: Choices, backbone: str | None = None):
@@ -78,3 +90,25 @@ def image_grid(images: Sequence[np.ndarray], captions: Sequence[str] | None = No
         cols = st.columns(columns)
         for col, img, cap in zip(cols, images[start:start + columns], captions[start:start + columns]):
             col.image(img, caption=cap, width="stretch")
+
+
+def use_dataset(ref: str) -> None:
+    """Make ``ref`` the chosen dataset everywhere (sidebar, URL) and rerun."""
+    from ui import state
+
+    cache.refresh_datasets()
+    state.set("dataset", ref, default=state.DEFAULT_DATASET)
+    st.rerun()
+
+
+def file_label(ds, i: int) -> str:
+    """Short name of image ``i``: the path below the dataset root, or ``name[i]``."""
+    from pathlib import Path
+
+    p = ds.path(int(i))
+    if ds.root is not None:
+        try:
+            return str(Path(p).relative_to(ds.root))
+        except ValueError:
+            pass
+    return Path(p).name if "/" in p else p
