@@ -1,0 +1,602 @@
+"""Training modes that train torch networks: ``pixels-mlp``, ``scratch-cnn``, ``fine-tune``.
+
+The seeds' ladder, bottom to top: raw pixels into a small MLP (fails), a small CNN from
+random initialisation (with or without augmentation), a frozen pretrained backbone with
+a head (``feature-extraction``, in :mod:`tlviz.train`), and fine-tuning its last blocks.
+
+Fast on a CPU by design:
+
+* images are decoded once into a uint8 tensor (cached in memory per dataset and size);
+  augmentation runs on whole batches (:func:`tlviz.augment.augment_batch`) before the
+  mean/std normalisation, on training data only;
+* ``fine-tune`` runs the frozen part of the backbone (``FeatureNet.split``) once per
+  image and *view* through ONNX Runtime (view 0 is the plain image, the others are
+  augmented), caches those activations, and then every epoch only runs the unfrozen
+  blocks (channels-last) and the head. Epoch ``e`` trains on view ``(e-1) % views``.
+* BatchNorm layers inside the unfrozen blocks stay in eval mode (frozen statistics, as
+  Keras does when fine-tuning); their affine parameters still train. Dropout trains.
+* two phases, as in the book: the head is first fitted on frozen features (logged as
+  epoch 0), then blocks and head train together with a small learning rate (RMSprop
+  1e-4 by default).
+
+Options go in ``TrainConfig.extra`` (see :data:`DEFAULTS`); ``patience`` turns on early
+stopping with best-epoch restore (selection on val: the val accuracy is then optimistic).
+Weights are stored as plain arrays plus a small JSON description (``meta.json``), so
+:func:`load_predictor` rebuilds any run without unpickling anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlviz import config
+from tlviz.augment import AugmentConfig, augment_batch
+from tlviz.backbones import BackboneSpec, FeatureNet, create_backbone, get_backbone_spec
+from tlviz.data import ImageDataset
+from tlviz.embed import embed, export_onnx, file_lock, iter_batches, onnx_available
+from tlviz.train import Context, ModeOutput, register_mode
+
+DEFAULTS: dict[str, dict] = {
+    "pixels-mlp": {"epochs": 30, "image_size": 32, "hidden": 256, "dropout": 0.6, "lr": 1e-3,
+                   "optimizer": "adam", "batch_size": 32, "weight_decay": 0.0, "patience": None},
+    "scratch-cnn": {"epochs": 30, "image_size": 64, "width": 16, "dense": 128, "dropout": 0.5,
+                    "lr": 1e-3, "optimizer": "adam", "batch_size": 32, "weight_decay": 0.0,
+                    "patience": None},
+    "fine-tune": {"epochs": 10, "n_trainable_blocks": 1, "lr": 1e-4, "optimizer": "rmsprop",
+                  "batch_size": 32, "augment_views": 3, "head_epochs": 30, "head_lr": 1e-3,
+                  "hidden": 0, "dropout": 0.6, "weight_decay": 0.0, "patience": None},
+}
+SCRATCH_MEAN, SCRATCH_STD = 0.5, 0.25  # fixed normalisation for networks trained from scratch
+
+
+def options(mode: str, cfg) -> dict:
+    """The mode's defaults overridden by ``cfg.extra`` (and ``cfg.epochs``)."""
+    unknown = set(cfg.extra) - set(DEFAULTS[mode]) - {"augment_views", "body_backend"}
+    if unknown:
+        raise ValueError(f"unknown option(s) for {mode}: {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(DEFAULTS[mode])}")
+    o = {**DEFAULTS[mode], **cfg.extra}
+    if cfg.epochs:
+        o["epochs"] = int(cfg.epochs)
+    if int(o["epochs"]) < 1:
+        raise ValueError("epochs must be at least 1")
+    return o
+
+
+def augment_config(cfg, default: AugmentConfig | None = None) -> AugmentConfig | None:
+    """The run's augmentation (None when off). ``default`` applies when cfg.augment is None."""
+    if cfg.augment is None:
+        return default
+    aug = AugmentConfig.from_dict(cfg.augment)
+    return None if aug.is_identity else aug
+
+
+# ----------------------------------------------------------------------------- decoded images
+
+_DECODED: OrderedDict[tuple, tuple[torch.Tensor, np.ndarray]] = OrderedDict()
+_DECODED_LOCK = threading.Lock()
+_DECODED_MAX_BYTES = 1 << 30
+
+
+def plain_spec(size: int, grayscale: bool = False, mean=None, std=None) -> BackboneSpec:
+    """A spec that only preprocesses (resize the shorter side, centre crop, normalise)."""
+    c = 1 if grayscale else 3
+    mean = tuple(mean) if mean is not None else (0.0,) * c
+    std = tuple(std) if std is not None else (1.0,) * c
+    return BackboneSpec(f"plain{size}", lambda pretrained: None, 0, size, mean=mean, std=std,
+                        grayscale=grayscale, source="none")
+
+
+def decoded(ds: ImageDataset, size: int, grayscale: bool = False, ctx: Context | None = None
+            ) -> tuple[torch.Tensor, np.ndarray]:
+    """Every image of ``ds`` as uint8 (N, C, size, size) plus a validity mask; cached in memory."""
+    key = (ds.fingerprint, size, grayscale)
+    with _DECODED_LOCK:
+        if key in _DECODED:
+            _DECODED.move_to_end(key)
+            return _DECODED[key]
+    spec = plain_spec(size, grayscale)
+    out = torch.zeros((len(ds), spec.channels, size, size), dtype=torch.uint8)
+    valid = np.ones(len(ds), bool)
+    done = 0
+    for idx, batch, bad in iter_batches(ds, spec, 64):
+        out[idx] = torch.from_numpy(np.rint(batch * 255)).to(torch.uint8)
+        valid[[i for i, _ in bad]] = False
+        done += len(idx)
+        if ctx is not None:
+            if ctx.progress:
+                ctx.progress(done, len(ds), f"decoding images at {size} px")
+            ctx.check_stop()
+    with _DECODED_LOCK:
+        _DECODED[key] = (out, valid)
+        while sum(t.numel() for t, _ in _DECODED.values()) > _DECODED_MAX_BYTES and len(_DECODED) > 1:
+            _DECODED.popitem(last=False)
+    return out, valid
+
+
+def _normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
+    c = x.shape[1]
+    m = torch.as_tensor(mean, dtype=torch.float32).view(1, c, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32).view(1, c, 1, 1)
+    return (x - m) / s
+
+
+def _prep(x: torch.Tensor, mean, std, aug: AugmentConfig | None = None,
+          gen: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 batch -> [0, 1] -> augmented (training only) -> normalised float."""
+    x = x.float().div_(255)
+    if aug is not None:
+        x = augment_batch(x, aug, gen)
+    return _normalise(x, mean, std).contiguous(memory_format=torch.channels_last)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def pixels_mlp(n_in: int, n_classes: int, hidden: int = 256, dropout: float = 0.6) -> nn.Module:
+    """Flattened pixels -> Dense(hidden) + ReLU + Dropout -> Dense(n_classes)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, n_classes))
+
+
+def scratch_cnn(n_classes: int, image_size: int = 64, width: int = 16, dense: int = 128,
+                dropout: float = 0.5, channels: int = 3) -> nn.Module:
+    """The book's four conv + max-pool blocks and a dense layer, scaled down."""
+    chans = [channels, width, 2 * width, 4 * width, 4 * width]
+    layers: list[nn.Module] = []
+    for a, b in zip(chans[:-1], chans[1:]):
+        layers += [nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    side = image_size // 16
+    return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout),
+                         nn.Linear(chans[-1] * side * side, dense), nn.ReLU(),
+                         nn.Linear(dense, n_classes))
+
+
+def make_head(d_in: int, n_classes: int, hidden: int = 0, dropout: float = 0.6) -> nn.Module:
+    """Linear, or the book's Dense(hidden) + Dropout + Dense when ``hidden`` > 0."""
+    if hidden:
+        return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout),
+                             nn.Linear(hidden, n_classes))
+    return nn.Sequential(nn.Linear(d_in, n_classes))
+
+
+class FineTuned(nn.Module):
+    """A backbone (:class:`FeatureNet`) with a head: images -> logits."""
+
+    def __init__(self, net: FeatureNet, head: nn.Module):
+        super().__init__()
+        self.net, self.head = net, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net(x))
+
+
+class _TailModel(nn.Module):
+    """Trainable stages + pooling + head: cached body activations -> logits."""
+
+    def __init__(self, net: FeatureNet, k: int, head: nn.Module):
+        super().__init__()
+        self.net, self.k, self.head = net, k, head
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net.forward_head(self.net.forward_stages(h, self.k)))
+
+
+# ----------------------------------------------------------------------------- training loop
+
+
+def _optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
+    name = name.lower()
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}: use rmsprop, adam or sgd")
+
+
+def _train_mode(model: nn.Module, freeze_bn: bool) -> None:
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+@torch.no_grad()
+def _predict_logits(model: nn.Module, X: torch.Tensor, prep: Callable, batch_size: int = 64):
+    model.eval()
+    outs = [model(prep(X[k:k + batch_size])) for k in range(0, len(X), batch_size)]
+    return torch.cat(outs) if outs else torch.zeros((0, 0))
+
+
+def fit(ctx: Context, model: nn.Module, opt, epochs: int, epoch_data: Callable[[int], tuple],
+        prep_train: Callable, prep_eval: Callable, Xv: torch.Tensor, yv: torch.Tensor, *,
+        batch_size: int = 32, patience: int | None = None, freeze_bn: bool = False,
+        gen: torch.Generator | None = None, first_epoch: int = 1) -> list[dict]:
+    """Mini-batch training with per-epoch records, cancellation and early stopping.
+
+    ``epoch_data(epoch) -> (X, y)``; ``prep_train(xb, gen)`` and ``prep_eval(xb)`` turn
+    stored batches into model inputs. With ``patience``, stops after that many epochs
+    without a better val accuracy and restores the best epoch's weights.
+    """
+    loss_fn = nn.CrossEntropyLoss()
+    history: list[dict] = []
+    best, best_state, bad = -1.0, None, 0
+    for epoch in range(first_epoch, first_epoch + epochs):
+        X, y = epoch_data(epoch)
+        _train_mode(model, freeze_bn)
+        perm = torch.randperm(len(X), generator=gen)
+        tot_loss = tot_ok = 0.0
+        for k in range(0, len(X), batch_size):
+            b = perm[k:k + batch_size]
+            out = model(prep_train(X[b], gen))
+            loss = loss_fn(out, y[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += float(loss.detach()) * len(b)
+            tot_ok += float((out.argmax(1) == y[b]).sum())
+            ctx.check_stop()
+        rec = {"epoch": epoch, "train_loss": tot_loss / len(X), "train_acc": tot_ok / len(X),
+               "val_loss": None, "val_acc": None}
+        if len(Xv):
+            z = _predict_logits(model, Xv, prep_eval)
+            rec["val_loss"] = float(loss_fn(z, yv))
+            rec["val_acc"] = float((z.argmax(1) == yv).float().mean())
+            if rec["val_acc"] > best:
+                best, bad = rec["val_acc"], 0
+                if patience:
+                    best_state = copy.deepcopy(model.state_dict())
+            else:
+                bad += 1
+        history.append(rec)
+        ctx.epoch_done(rec)
+        if patience and bad >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def _split_indices(ds: ImageDataset, valid: np.ndarray) -> dict[str, np.ndarray]:
+    return {s: np.flatnonzero((ds.splits == s) & valid) for s in ds.split_names}
+
+
+def _labels(ds: ImageDataset, idx: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(ds.labels[idx]).long()
+
+
+def _state(module: nn.Module, prefix: str) -> dict[str, np.ndarray]:
+    return {f"{prefix}{k}": v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def _meta_array(meta: dict) -> np.ndarray:
+    return np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8).copy()
+
+
+def read_meta(weights: dict[str, np.ndarray]) -> dict:
+    """The JSON description stored beside a run's weights."""
+    if "meta.json" not in weights:
+        raise ValueError("these weights have no meta.json (not a torch-mode run)")
+    return json.loads(bytes(np.asarray(weights["meta.json"], dtype=np.uint8)).decode())
+
+
+def _sub_state(weights: dict, prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in weights.items()
+            if k.startswith(prefix)}
+
+
+# ----------------------------------------------------------------------------- pixels / scratch
+
+
+def _build_small(meta: dict, n_classes: int) -> nn.Module:
+    p = meta["params"]
+    if meta["arch"] == "pixels-mlp":
+        return pixels_mlp(p["image_size"] ** 2 * meta["channels"], n_classes, p["hidden"],
+                          p["dropout"])
+    return scratch_cnn(n_classes, p["image_size"], p["width"], p["dense"], p["dropout"],
+                       meta["channels"])
+
+
+def _train_small(ctx: Context, mode: str) -> ModeOutput:
+    """pixels-mlp and scratch-cnn: decode once, augment batches on the fly, train from scratch."""
+    cfg, ds = ctx.cfg, ctx.dataset
+    o = options(mode, cfg)
+    size = int(o["image_size"])
+    if mode == "scratch-cnn" and (size < 16 or size % 16):
+        raise ValueError("scratch-cnn image_size must be a multiple of 16 (e.g. 64 or 96)")
+    gray = mode == "pixels-mlp"
+    t0 = time.perf_counter()
+    images, valid = decoded(ds, size, gray, ctx)
+    t_decode = time.perf_counter() - t0
+    parts = _split_indices(ds, valid)
+    if "train" not in parts or not len(parts["train"]):
+        raise ValueError(f"{ds.name} has no usable training images")
+    c = images.shape[1]
+    mean, std = (SCRATCH_MEAN,) * c, (SCRATCH_STD,) * c
+    meta = {"arch": mode, "channels": c, "image_size": size, "mean": mean, "std": std,
+            "params": {k: o[k] for k in ("image_size", "hidden", "width", "dense", "dropout")
+                       if k in o}}
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = _build_small(meta, ds.num_classes).to(memory_format=torch.channels_last)
+    aug = augment_config(cfg)
+    tr, va = parts["train"], parts.get("val", np.zeros(0, int))
+    Xtr, ytr = images[tr], _labels(ds, tr)
+    opt = _optimizer(o["optimizer"], model.parameters(), float(o["lr"]), float(o["weight_decay"]))
+    t1 = time.perf_counter()
+    history = fit(ctx, model, opt, int(o["epochs"]), lambda e: (Xtr, ytr),
+                  lambda xb, g: _prep(xb, mean, std, aug, g), lambda xb: _prep(xb, mean, std),
+                  images[va], _labels(ds, va), batch_size=int(o["batch_size"]),
+                  patience=o["patience"], gen=gen)
+    t_train = time.perf_counter() - t1
+    preds = {s: (idx, _predict_logits(model, images[idx], lambda xb: _prep(xb, mean, std))
+                 .argmax(1).numpy() if len(idx) else idx) for s, idx in parts.items()}
+    weights = {**_state(model, "model."), "meta.json": _meta_array(meta)}
+    predictor = TorchPredictor(model, plain_spec(size, gray, mean, std), list(ds.classes))
+    return ModeOutput(preds, history, weights, {"decode": t_decode, "train": t_train}, predictor)
+
+
+register_mode("pixels-mlp")(lambda ctx: _train_small(ctx, "pixels-mlp"))
+register_mode("scratch-cnn")(lambda ctx: _train_small(ctx, "scratch-cnn"))
+
+
+# ----------------------------------------------------------------------------- fine-tune
+
+_ACTS: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+_ACTS_LOCK = threading.Lock()
+_ACTS_MAX_BYTES = 768 << 20
+_BODIES: dict[str, object] = {}
+
+
+def _body_runner(spec: BackboneSpec, net: FeatureNet, k: int, backend: str = "auto"):
+    """normalised images (B, C, H, W) -> activations after the first ``k`` stages.
+
+    ONNX Runtime when available (exported once per backbone and split, cached on disk;
+    several times faster than torch on a CPU), else torch in inference mode.
+    """
+    body = nn.Sequential(*list(net.stages)[:k]).eval()
+    if k == 0:
+        return lambda x: x
+    if backend in ("auto", "onnx") and onnx_available():
+        import onnxruntime as ort
+
+        w = spec.weights()
+        tag = hashlib.sha256(f"{w}:{w.stat().st_size if w else 0}:{torch.__version__}"
+                             .encode()).hexdigest()[:10]
+        name = f"{spec.name}-body{k}-{tag}"
+        if name not in _BODIES:
+            folder = config.cache_dir("onnx")
+            path = folder / f"{name}.onnx"
+            with file_lock(folder / f"{name}.lock"):
+                if not path.exists():
+                    export_onnx(body, spec, path)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = torch.get_num_threads()
+            _BODIES[name] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        sess = _BODIES[name]
+        return lambda x: torch.from_numpy(sess.run(None, {"images": x.contiguous().numpy()})[0])
+
+    def run(x):
+        with torch.inference_mode():
+            return body(x).clone()
+    return run
+
+
+def _activations(ctx: Context, key: tuple, images: torch.Tensor, idx: np.ndarray, run_body,
+                 spec: BackboneSpec, aug: AugmentConfig | None, gen: torch.Generator | None,
+                 what: str, cache: bool) -> torch.Tensor:
+    """Body activations of ``images[idx]`` (augmented when ``aug``), float16, cached in memory."""
+    if cache:
+        with _ACTS_LOCK:
+            if key in _ACTS:
+                _ACTS.move_to_end(key)
+                return _ACTS[key]
+    out = None
+    bs = 32
+    for k in range(0, len(idx), bs):
+        x = _prep(images[idx[k:k + bs]], spec.mean, spec.std, aug, gen)
+        h = run_body(x.contiguous()).to(torch.float16)
+        if out is None:
+            out = torch.empty((len(idx), *h.shape[1:]), dtype=torch.float16)
+        out[k:k + len(h)] = h
+        if ctx.progress:
+            ctx.progress(min(k + bs, len(idx)), len(idx), what)
+        ctx.check_stop()
+    if out is None:
+        out = torch.zeros((0,), dtype=torch.float16)
+    if cache:
+        with _ACTS_LOCK:
+            _ACTS[key] = out
+            while sum(t.numel() * 2 for t in _ACTS.values()) > _ACTS_MAX_BYTES and len(_ACTS) > 1:
+                _ACTS.popitem(last=False)
+    return out
+
+
+def _fit_head(ctx: Context, head: nn.Module, X: np.ndarray, y: np.ndarray, Xv: np.ndarray,
+              yv: np.ndarray, epochs: int, lr: float, seed: int) -> dict:
+    """Phase 1: the head alone on frozen features. Returns the epoch-0 record."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    Xt, yt = torch.from_numpy(np.asarray(X, np.float32)), torch.from_numpy(y).long()
+    Xvt, yvt = torch.from_numpy(np.asarray(Xv, np.float32)), torch.from_numpy(yv).long()
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        head.train()
+        perm = torch.randperm(len(Xt), generator=gen)
+        for k in range(0, len(Xt), 32):
+            b = perm[k:k + 32]
+            loss = loss_fn(head(Xt[b]), yt[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        ctx.check_stop()
+    head.eval()
+    with torch.no_grad():
+        z, zv = head(Xt), head(Xvt)
+    rec = {"epoch": 0, "train_loss": float(loss_fn(z, yt)),
+           "train_acc": float((z.argmax(1) == yt).float().mean()), "val_loss": None, "val_acc": None}
+    if len(yv):
+        rec["val_loss"] = float(loss_fn(zv, yvt))
+        rec["val_acc"] = float((zv.argmax(1) == yvt).float().mean())
+    return rec
+
+
+@register_mode("fine-tune")
+def _fine_tune(ctx: Context) -> ModeOutput:
+    cfg, ds = ctx.cfg, ctx.dataset
+    o = options("fine-tune", cfg)
+    spec = get_backbone_spec(cfg.backbone)
+    net = create_backbone(cfg.backbone)
+    n = int(o["n_trainable_blocks"])
+    if not len(net.stages):
+        raise ValueError(f"{cfg.backbone} has no blocks to fine-tune; pick a pretrained backbone")
+    if not 1 <= n <= len(net.stages):
+        raise ValueError(f"n_trainable_blocks must be within 1..{len(net.stages)} for {cfg.backbone}")
+    k = len(net.stages) - n
+    aug = augment_config(cfg, default=AugmentConfig.book())
+    views = 1 + (int(o["augment_views"]) if aug is not None else 0)
+    timings: dict[str, float] = {}
+
+    # phase 1: the head on frozen features (the cached embeddings of the plain images)
+    t0 = time.perf_counter()
+    emb = embed(ds, cfg.backbone, progress=ctx.progress)
+    timings["embed"] = time.perf_counter() - t0
+    ctx.check_stop()
+    torch.manual_seed(cfg.seed)
+    head = make_head(net.feature_dim, ds.num_classes, int(o["hidden"]), float(o["dropout"]))
+    Xf, yf = emb.split("train")
+    Xfv, yfv = emb.split("val")
+    t0 = time.perf_counter()
+    rec0 = _fit_head(ctx, head, Xf, yf, Xfv, yfv, int(o["head_epochs"]), float(o["head_lr"]),
+                     cfg.seed)
+    timings["head"] = time.perf_counter() - t0
+    ctx.epoch_done(rec0)
+
+    # cached body activations: view 0 plain (shared across seeds), then augmented views
+    t0 = time.perf_counter()
+    images, valid = decoded(ds, spec.input_size, spec.grayscale, ctx)
+    parts = _split_indices(ds, valid & emb.valid)
+    run_body = _body_runner(spec, net, k, o.get("body_backend", "auto"))
+    base = (ds.fingerprint, spec.name, k)
+    acts = {s: _activations(ctx, (*base, s), images, idx, run_body, spec, None, None,
+                            f"frozen blocks: {s}", True) for s, idx in parts.items()}
+    gen = torch.Generator().manual_seed(cfg.seed)
+    tr = parts["train"]
+    train_views = [acts["train"]]
+    for v in range(1, views):
+        train_views.append(_activations(ctx, (), images, tr, run_body, spec, aug, gen,
+                                        f"frozen blocks: augmented view {v}/{views - 1}", False))
+    timings["body"] = time.perf_counter() - t0
+
+    # phase 2: the unfrozen blocks and the head, BatchNorm statistics frozen
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for st in list(net.stages)[k:]:
+        for p in st.parameters():
+            p.requires_grad_(True)
+    model = _TailModel(net, k, head).to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = _optimizer(o["optimizer"], params, float(o["lr"]), float(o["weight_decay"]))
+    ytr = _labels(ds, tr)
+    va = parts.get("val", np.zeros(0, int))
+
+    def as_input(h, _gen=None):
+        return h.float().contiguous(memory_format=torch.channels_last)
+
+    t0 = time.perf_counter()
+    history = fit(ctx, model, opt, int(o["epochs"]),
+                  lambda e: (train_views[(e - 1) % views], ytr), as_input, as_input,
+                  acts.get("val", torch.zeros(0)), _labels(ds, va),
+                  batch_size=int(o["batch_size"]), patience=o["patience"], freeze_bn=True, gen=gen)
+    timings["train"] = time.perf_counter() - t0
+    preds = {s: (idx, _predict_logits(model, acts[s], as_input).argmax(1).numpy()
+                 if len(idx) else idx) for s, idx in parts.items()}
+    net.to(memory_format=torch.contiguous_format)
+    meta = {"arch": "fine-tune", "backbone": spec.name, "n_trainable_blocks": n,
+            "first_trainable_stage": k, "hidden": int(o["hidden"]), "dropout": float(o["dropout"]),
+            "image_size": spec.input_size, "mean": spec.mean, "std": spec.std,
+            "grayscale": spec.grayscale, "channels": spec.channels}
+    weights = {f"net.stages.{i}.{key}": v for i in range(k, len(net.stages))
+               for key, v in _state(net.stages[i], "").items()}
+    weights.update(_state(head, "head."))
+    weights["meta.json"] = _meta_array(meta)
+    model_full = FineTuned(net, head).eval()
+    predictor = TorchPredictor(model_full, spec, list(ds.classes), feature_net=net)
+    return ModeOutput(preds, [rec0, *history], weights, timings, predictor)
+
+
+# ----------------------------------------------------------------------------- predictors
+
+
+@dataclasses.dataclass
+class TorchPredictor:
+    """A trained torch model with its preprocessing: PIL images in, probabilities out.
+
+    ``feature_net`` (fine-tuned runs) maps images to pooled features, for embedding
+    images before/after fine-tuning.
+    """
+
+    model: nn.Module
+    spec: BackboneSpec
+    classes: list[str]
+    feature_net: FeatureNet | None = None
+
+    def predict_proba(self, images: list) -> np.ndarray:
+        if not len(images):
+            return np.zeros((0, len(self.classes)))
+        x = torch.from_numpy(np.stack([self.spec.preprocess(im) for im in images]))
+        self.model.eval()
+        with torch.no_grad():
+            return torch.softmax(self.model(x), 1).numpy()
+
+    def predict(self, images: list) -> np.ndarray:
+        return self.predict_proba(images).argmax(1)
+
+
+def build_model(meta: dict, weights: dict[str, np.ndarray], n_classes: int,
+                pretrained: bool = True) -> tuple[nn.Module, BackboneSpec, FeatureNet | None]:
+    """Rebuild a torch-mode model from its meta description and weights (no pickle)."""
+    if meta["arch"] in ("pixels-mlp", "scratch-cnn"):
+        model = _build_small(meta, n_classes)
+        model.load_state_dict(_sub_state(weights, "model."))
+        spec = plain_spec(meta["image_size"], meta["channels"] == 1, meta["mean"], meta["std"])
+        return model.eval(), spec, None
+    if meta["arch"] != "fine-tune":
+        raise ValueError(f"unknown model kind {meta['arch']!r}")
+    spec = get_backbone_spec(meta["backbone"])
+    net = create_backbone(meta["backbone"], pretrained=pretrained)
+    state = _sub_state(weights, "net.")
+    missing = [k for k in state if k not in net.state_dict()]
+    if missing:
+        raise ValueError(f"weights do not fit {meta['backbone']}: e.g. {missing[0]}")
+    net.load_state_dict(state, strict=not pretrained)
+    head = make_head(net.feature_dim, n_classes, meta["hidden"], meta["dropout"])
+    head.load_state_dict(_sub_state(weights, "head."))
+    return FineTuned(net, head).eval(), spec, net
+
+
+def load_predictor(run: dict, weights: dict[str, np.ndarray]) -> TorchPredictor:
+    """A predictor for a pixels-mlp, scratch-cnn or fine-tune run from the ledger."""
+    meta = read_meta(weights)
+    model, spec, net = build_model(meta, weights, len(run["classes"]))
+    return TorchPredictor(model, spec, list(run["classes"]), feature_net=net)
+
+
+__all__ = ["DEFAULTS", "FineTuned", "TorchPredictor", "augment_config", "build_model", "decoded",
+           "fit", "load_predictor", "make_head", "options", "pixels_mlp", "plain_spec",
+           "read_meta", "scratch_cnn"]

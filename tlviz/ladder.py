@@ -1,0 +1,342 @@
+"""The seeds' ladder and small-data honesty: repeated runs, mean ± std, images-per-class curves.
+
+``run_ladder("hymenoptera")`` trains each rung of the ladder — raw pixels into an MLP, a
+small CNN from scratch without and with augmentation, a frozen pretrained backbone with
+a head, and fine-tuning its last block — over several seeds, stores every run in the
+ledger (so the Compare page can overlay their curves, as in the book's closing chart) and
+returns a table of val accuracy mean ± std and training time per rung.
+
+``images_per_class_curve`` is the evidence for "a few dozen images": accuracy of a
+frozen backbone + head trained on 5, 10, 20, 40 … images per class (embeds once).
+
+>>> res = run_ladder("digits", backbone="pixels", seeds=(0,), modes=["feature-extraction"],
+...                  ledger=None)
+>>> list(res.table["step"])
+['feature-extraction']
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from tlviz.augment import AugmentConfig
+from tlviz.data import ImageDataset, load_dataset
+from tlviz.runs import Ledger
+from tlviz.train import Cancelled, TrainConfig, train
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of the ladder: a training mode, with or without augmentation."""
+
+    name: str
+    mode: str
+    augment: bool = False
+    extra: dict = field(default_factory=dict)
+    epochs: int | None = None
+    label: str = ""
+
+
+# Epochs and learning rates chosen so the whole ladder (3 seeds) fits in ~10 minutes on
+# 2 CPU cores for a few hundred images; see bench/bench_ladder.py.
+STEPS: tuple[Step, ...] = (
+    Step("pixels-mlp", "pixels-mlp", False, epochs=30, label="raw pixels -> MLP"),
+    Step("scratch-cnn", "scratch-cnn", False, epochs=30, label="small CNN from scratch"),
+    Step("scratch-cnn+aug", "scratch-cnn", True, epochs=30,
+         label="small CNN from scratch + augmentation"),
+    Step("feature-extraction", "feature-extraction", False, label="frozen backbone + head"),
+    Step("fine-tune", "fine-tune", True, extra={"n_trainable_blocks": 1}, epochs=10,
+         label="fine-tune the last block + augmentation"),
+)
+STEP_NAMES = tuple(s.name for s in STEPS)
+
+
+@dataclass
+class LadderResult:
+    """``table``: one row per rung; ``runs``: one row per (rung, seed) run."""
+
+    table: pd.DataFrame
+    runs: pd.DataFrame
+    cancelled: bool = False
+
+    @property
+    def run_ids(self) -> list[int]:
+        return [int(i) for i in self.runs["run_id"].dropna()]
+
+    def to_text(self) -> str:
+        return format_table(self.table)
+
+    def to_json(self) -> dict:
+        return {"steps": json.loads(self.table.to_json(orient="records")),
+                "run_ids": self.run_ids, "cancelled": self.cancelled}
+
+
+def _std(v: pd.Series) -> float:
+    v = v.dropna()
+    return float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def summarize(runs: pd.DataFrame) -> dict:
+    """Mean ± std (sample std, ddof=1) of a set of repeated runs."""
+    val = runs["val_accuracy"]
+    test = runs["test_accuracy"].dropna()
+    return {"val_mean": float(val.mean()) if val.notna().any() else None,
+            "val_std": _std(val), "test_mean": float(test.mean()) if len(test) else None,
+            "test_std": _std(test), "seconds_mean": float(runs["seconds"].mean()),
+            "n": int(len(runs)), "run_ids": [int(i) for i in runs["run_id"].dropna()]}
+
+
+def repeated_runs(cfg: TrainConfig, seeds: Sequence[int] = (0, 1, 2), *,
+                  dataset: ImageDataset | None = None, vary: str = "seed",
+                  ledger: Ledger | None | bool = True, progress: Progress | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> pd.DataFrame:
+    """Train ``cfg`` once per seed; one row per run (see :func:`summarize` for mean ± std).
+
+    ``vary="seed"`` keeps the dataset's split and changes the training seed (initialisation,
+    shuffling, augmentation); ``vary="split"`` also redraws the train/val split per seed
+    (only for datasets without a fixed split: folders without split dirs, digits).
+    """
+    if vary not in ("seed", "split"):
+        raise ValueError("vary must be 'seed' or 'split'")
+    led = Ledger() if ledger is True else (ledger or None)
+    rows = []
+    for n, seed in enumerate(seeds):
+        ds = dataset
+        if vary == "split":
+            ds = load_dataset(cfg.dataset if dataset is None else dataset.root or cfg.dataset,
+                              seed=seed)
+        elif ds is None:
+            ds = load_dataset(cfg.dataset, seed=0)
+        msg = f"{cfg.mode} seed {seed}"
+
+        def inner(done, total, what, n=n, msg=msg):
+            if progress:
+                progress(n, len(seeds), f"{msg}: {what} {done}/{total}")
+
+        if progress:
+            progress(n, len(seeds), msg)
+        r = train(replace(cfg, seed=int(seed)), dataset=ds, ledger=led, progress=inner,
+                  should_stop=should_stop)
+        rows.append({"seed": int(seed), "run_id": r.run_id, "val_accuracy": r.val_accuracy,
+                     "test_accuracy": r.test_accuracy, "train_accuracy": r.train_accuracy,
+                     "seconds": r.seconds})
+    if progress:
+        progress(len(seeds), len(seeds), "done")
+    return pd.DataFrame(rows, columns=["seed", "run_id", "val_accuracy", "test_accuracy",
+                                       "train_accuracy", "seconds"])
+
+
+def resolve_steps(modes: Sequence[str] | None) -> list[Step]:
+    """Ladder steps by name (``scratch-cnn+aug`` …) or mode; None = the whole ladder."""
+    if modes is None:
+        return list(STEPS)
+    out = []
+    for m in modes:
+        hits = [s for s in STEPS if s.name == m] or [s for s in STEPS if s.mode == m]
+        if not hits:
+            raise ValueError(f"unknown ladder step {m!r}; use some of {', '.join(STEP_NAMES)}")
+        out += [s for s in hits if s not in out]
+    return out
+
+
+def run_ladder(dataset: str | ImageDataset, *, backbone: str = "mobilenet_v2",
+               head: str = "logistic", seeds: Sequence[int] = (0, 1, 2),
+               modes: Sequence[str] | None = None, ledger: Ledger | None | bool = True,
+               progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+               options: dict[str, dict] | None = None) -> LadderResult:
+    """Run the ladder over ``seeds``; every run goes to the ledger (unless ``ledger=None``).
+
+    ``modes``: step names or modes to run (default all, see :data:`STEPS`); ``options``:
+    per-step overrides, e.g. ``{"fine-tune": {"epochs": 5, "lr": 1e-4}}`` (``epochs`` and
+    ``augment`` go to the config, the rest to ``extra``). On cancellation the finished
+    rungs are returned with ``cancelled=True``.
+    """
+    ds = dataset if isinstance(dataset, ImageDataset) else load_dataset(dataset, seed=0)
+    name = dataset if isinstance(dataset, str) else ds.name
+    led = Ledger() if ledger is True else (ledger or None)
+    steps = resolve_steps(modes)
+    options = options or {}
+    unknown = set(options) - set(STEP_NAMES)
+    if unknown:
+        raise ValueError(f"options for unknown step(s): {', '.join(sorted(unknown))}")
+    total = len(steps) * len(seeds)
+    rows: list[dict] = []
+    cancelled = False
+    for si, step in enumerate(steps):
+        extra = {**step.extra, **options.get(step.name, {})}
+        epochs = extra.pop("epochs", step.epochs)
+        aug = extra.pop("augment", AugmentConfig.book().to_dict() if step.augment else None)
+        if step.mode == "fine-tune" and not step.augment and "augment" not in options.get(step.name, {}):
+            aug = {}  # explicit "off" (fine-tune augments by default)
+        cfg = TrainConfig(dataset=name, backbone=backbone, head=head, mode=step.mode,
+                          augment=aug, epochs=epochs, name=f"ladder: {step.name}", extra=extra)
+
+        def prog(done, tot, msg, base=si * len(seeds)):
+            if progress:
+                progress(base + done, total, f"{step.name}: {msg}")
+
+        try:
+            df = repeated_runs(cfg, seeds, dataset=ds, ledger=led, progress=prog,
+                               should_stop=should_stop)
+        except Cancelled:
+            cancelled = True
+            break
+        df.insert(0, "step", step.name)
+        rows += df.to_dict(orient="records")
+    runs = pd.DataFrame(rows, columns=["step", "seed", "run_id", "val_accuracy", "test_accuracy",
+                                       "train_accuracy", "seconds"])
+    table = []
+    for step in steps:
+        sub = runs[runs["step"] == step.name]
+        if not len(sub):
+            continue
+        s = summarize(sub)
+        table.append({"step": step.name, "mode": step.mode, "augment": step.augment,
+                      "val_mean": s["val_mean"], "val_std": s["val_std"],
+                      "test_mean": s["test_mean"], "seconds_mean": s["seconds_mean"],
+                      "n_seeds": s["n"], "run_ids": s["run_ids"]})
+    table = pd.DataFrame(table, columns=["step", "mode", "augment", "val_mean", "val_std",
+                                         "test_mean", "seconds_mean", "n_seeds", "run_ids"])
+    if progress:
+        progress(total, total, "cancelled" if cancelled else "done")
+    return LadderResult(table, runs, cancelled)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The ladder as a plain-text table (mode, val accuracy mean ± std, train time)."""
+    lines = [f"{'step':<20} {'val accuracy':>16} {'test':>7} {'seconds':>8} {'seeds':>5}  runs"]
+    for r in table.itertuples():
+        val = "—" if r.val_mean is None or pd.isna(r.val_mean) else f"{r.val_mean:.3f} ± {r.val_std:.3f}"
+        test = "—" if r.test_mean is None or pd.isna(r.test_mean) else f"{r.test_mean:.3f}"
+        ids = ",".join(map(str, r.run_ids))
+        lines.append(f"{r.step:<20} {val:>16} {test:>7} {r.seconds_mean:>8.1f} {r.n_seeds:>5}  {ids}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- images per class
+
+
+def images_per_class_curve(dataset: str | ImageDataset, backbone: str = "mobilenet_v2",
+                           head: str = "logistic", sizes: Sequence[int | None] = (5, 10, 20, 40, None),
+                           seeds: Sequence[int] = (0, 1, 2), head_params: dict | None = None,
+                           progress: Progress | None = None) -> pd.DataFrame:
+    """Val accuracy of ``backbone`` + ``head`` trained on ``n`` images per class.
+
+    Embeds once (cached), then for each size and seed fits the head on a seeded random
+    subsample of the training split (``None`` = all of it) and scores the val split.
+    Rows: ``label`` ("5" … "all"), ``n_per_class`` (requested, or the largest class for
+    all), ``n_train`` (images used, mean over seeds), ``val_mean``, ``val_std``, ``val_min``,
+    ``val_max``, ``seeds``.
+    """
+    from tlviz.embed import embed
+    from tlviz.heads import create_head
+
+    ds = dataset if isinstance(dataset, ImageDataset) else load_dataset(dataset, seed=0)
+    ds = ds.ensure_val(seed=0)
+    emb = embed(ds, backbone, progress=progress)
+    Xtr, ytr = emb.split("train")
+    Xv, yv = emb.split("val")
+    if not len(yv):
+        raise ValueError(f"{ds.name} has no validation images to score")
+    classes = np.unique(ytr)
+    largest = int(max((ytr == c).sum() for c in classes))
+    rows = []
+    for size in sizes:
+        if size is not None and int(size) < 1:
+            raise ValueError("images per class must be at least 1")
+        accs, used = [], []
+        for seed in (seeds if size is not None else seeds[:1]):
+            rng = np.random.default_rng(seed)
+            pick = np.concatenate([rng.permutation(np.flatnonzero(ytr == c))[:size]
+                                   for c in classes]) if size is not None else np.arange(len(ytr))
+            params = dict(head_params or {})
+            if head == "mlp":
+                params.setdefault("seed", int(seed))
+            if head == "knn":
+                params.setdefault("n_neighbors", 5)
+                params["n_neighbors"] = min(params["n_neighbors"], len(pick))
+            h = create_head(head, **params).fit(Xtr[pick], ytr[pick])
+            accs.append(float((h.predict(Xv) == yv).mean()))
+            used.append(len(pick))
+        rows.append({"label": "all" if size is None else str(size),
+                     "n_per_class": largest if size is None else int(size),
+                     "n_train": float(np.mean(used)), "val_mean": float(np.mean(accs)),
+                     "val_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                     "val_min": min(accs), "val_max": max(accs), "seeds": len(accs)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _progress(args):
+    from tlviz.cli import _progress_bar
+
+    return _progress_bar("ladder") if sys.stderr.isatty() else None
+
+
+def cmd_ladder(args) -> int:
+    from tlviz.cli import _warn_dataset
+
+    ds = load_dataset(args.dataset, seed=0, download=args.download)
+    _warn_dataset(ds)
+    options = json.loads(args.options) if args.options else None
+    res = run_ladder(ds, backbone=args.backbone, head=args.head, seeds=_ints(args.seeds),
+                     modes=args.steps.split(",") if args.steps else None,
+                     ledger=None if args.no_ledger else True, progress=_progress(args),
+                     options=options)
+    text = f"ladder on {ds.name} ({args.backbone} + {args.head})\n{res.to_text()}"
+    print(text)
+    if args.json:
+        print(json.dumps({"dataset": ds.name, "backbone": args.backbone, "head": args.head,
+                          **res.to_json()}, default=str))
+    return 0
+
+
+def cmd_curve(args) -> int:
+    sizes = [None if s.strip().lower() == "all" else int(s) for s in args.sizes.split(",")]
+    df = images_per_class_curve(args.dataset, args.backbone, args.head, sizes, _ints(args.seeds),
+                                progress=_progress(args))
+    lines = [f"{'per class':>9} {'images':>7} {'val accuracy':>16}"]
+    lines += [f"{r.label:>9} {r.n_train:>7.0f} {r.val_mean:>8.3f} ± {r.val_std:.3f}"
+              for r in df.itertuples()]
+    print("\n".join(lines))
+    if args.json:
+        print(json.dumps(df.to_dict(orient="records")))
+    return 0
+
+
+def add_cli(sub, common) -> None:
+    """Register ``tlviz ladder`` and ``tlviz curve`` on the CLI's subparsers."""
+    s = common(sub.add_parser("ladder", help="the seeds' ladder: pixels, scratch CNN, +aug, "
+                              "feature extraction, fine-tune; mean ± std over seeds"))
+    s.add_argument("--head", default="logistic")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    s.add_argument("--steps", help=f"comma-separated subset of: {', '.join(STEP_NAMES)}")
+    s.add_argument("--options", help='per-step overrides as JSON, e.g. \'{"fine-tune": {"epochs": 5}}\'')
+    s.add_argument("--no-ledger", action="store_true", help="do not store the runs")
+    s.set_defaults(func=cmd_ladder)
+    s = common(sub.add_parser("curve", help="accuracy vs images per class (frozen backbone + head)"))
+    s.add_argument("--head", default="logistic")
+    s.add_argument("--sizes", default="5,10,20,40,all")
+    s.add_argument("--seeds", default="0,1,2")
+    s.set_defaults(func=cmd_curve)
+
+
+__all__ = ["STEPS", "LadderResult", "Step", "add_cli", "format_table", "images_per_class_curve",
+           "repeated_runs", "resolve_steps", "run_ladder", "summarize"]
