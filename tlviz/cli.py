@@ -16,15 +16,15 @@ import time
 def _progress_bar(desc: str):
     from tqdm import tqdm
 
-    bar = None
+    bar, label = None, None
 
     def update(done: int, total: int, msg: str) -> None:
-        nonlocal bar
-        if bar is None or bar.desc != msg:
+        nonlocal bar, label
+        if bar is None or label != msg:  # a disabled tqdm (no tty) has no .desc: track it here
             if bar is not None:
                 bar.close()
-            bar = tqdm(total=total or None, desc=msg, file=sys.stderr, leave=False,
-                       disable=not sys.stderr.isatty(), mininterval=0.5)
+            bar, label = tqdm(total=total or None, desc=msg, file=sys.stderr, leave=False,
+                              disable=not sys.stderr.isatty(), mininterval=0.5), msg
         bar.n = done
         bar.refresh()
         if total and done >= total:
