@@ -45,12 +45,15 @@ def train_forever(ledger_path: str, epochs: int) -> None:
         train(cfg, dataset=ds, ledger=Ledger(ledger_path))
 
 
-def write_runs(ledger_path: str, writer: int, n_runs: int, epochs: int) -> list[int]:
+def write_runs(ledger_path: str, writer: int, n_runs: int, epochs: int,
+               barrier=None, results=None) -> list[int]:
     """Write ``n_runs`` complete runs (epochs, metrics, weights) tagged with ``writer``."""
     import numpy as np
 
     from tlviz.runs import Ledger
 
+    if barrier is not None:  # every writer starts together
+        barrier.wait()
     led = Ledger(ledger_path)
     ids = []
     for j in range(n_runs):
@@ -62,10 +65,13 @@ def write_runs(ledger_path: str, writer: int, n_runs: int, epochs: int) -> list[
         led.finish_run(rid, val_accuracy=writer / 100, train_accuracy=j / 100,
                        weights={"w": np.full((3, 4), writer * 1000 + j, np.float32)})
         ids.append(rid)
+    if results is not None:
+        results.put((writer, ids))
     return ids
 
 
-def embed_once(dataset_root: str, backbone: str) -> tuple[bool, str, bytes, list]:
+def embed_once(dataset_root: str, backbone: str,
+               barrier=None, results=None) -> tuple[bool, str, bytes, list]:
     """embed() a folder dataset; (from_cache, key, features bytes, failed) for comparison."""
     import numpy as np
     import torch
@@ -74,8 +80,14 @@ def embed_once(dataset_root: str, backbone: str) -> tuple[bool, str, bytes, list
     from tlviz.embed import embed
 
     torch.set_num_threads(1)
-    emb = embed(scan_folder(dataset_root), backbone)
-    return emb.from_cache, emb.key, np.asarray(emb.features).tobytes(), emb.failed
+    ds = scan_folder(dataset_root)
+    if barrier is not None:
+        barrier.wait()
+    emb = embed(ds, backbone)
+    out = emb.from_cache, emb.key, np.asarray(emb.features).tobytes(), emb.failed
+    if results is not None:
+        results.put(out)
+    return out
 
 
 def zygote(ledger_path: str, epochs: int) -> None:
