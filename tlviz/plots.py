@@ -91,8 +91,9 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
     axis = {"showticklabels": False, "title": None, "zeroline": False, "showgrid": False}
     fig.update_layout(
         height=height, font=FONT, title=title, hovermode="closest", plot_bgcolor="#fbfbfd",
-        margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10},
-        legend={"itemsizing": "constant", "title": None, "orientation": "v"},
+        margin={"l": 10, "r": 10, "t": 60 if title else 36, "b": 10},
+        legend={"itemsizing": "constant", "title": None, "orientation": "h", "x": 0, "y": 1.0,
+                "yanchor": "bottom", "font": {"size": 16}},
         clickmode="event+select", dragmode="lasso" if dim == 2 else "orbit",
         xaxis=axis, yaxis={**axis, "scaleanchor": "x"} if dim == 2 else axis,
     )

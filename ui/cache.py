@@ -106,6 +106,15 @@ def embeddings(ref: str, backbone: str, seed: int = 0, _progress: Progress | Non
     return embed(dataset(ref, seed), backbone, progress=_live(_progress))
 
 
+def embeddings_on_disk(ref: str, backbone: str, seed: int = 0) -> bool:
+    """True when tlviz's disk cache already holds these embeddings (showing them is quick)."""
+    from tlviz.backbones import get_backbone_spec
+    from tlviz.embed import cache_key
+
+    key = cache_key(dataset(ref, seed), get_backbone_spec(backbone))
+    return (config.cache_dir("embeddings") / f"{key}.npy").exists()
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
                split: str | None = None, proj_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

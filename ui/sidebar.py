@@ -24,10 +24,7 @@ BASE_CSS = """
 # Presenter mode: bigger text for a projected room. Static CSS only (no user text in HTML).
 PRESENTER_CSS = """
 <style>
-html { font-size: 21px; }
-.stApp [data-testid="stMarkdownContainer"] p, .stApp [data-testid="stMarkdownContainer"] li,
-.stApp label p, .stApp [data-testid="stCaptionContainer"] { font-size: 1.05rem; }
-[data-testid="stMetricValue"] { font-size: 2.4rem; }
+html { font-size: 18.5px; }
 h1 { font-size: 2.6rem !important; }
 </style>
 """

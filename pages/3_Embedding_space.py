@@ -1,0 +1,117 @@
+"""Embedding space: one or two backbones' features of the chosen dataset, projected to 2D/3D
+(UMAP, PCA or t-SNE) side by side, coloured by class, with separation metrics beside each.
+
+Plotly cannot draw images inside a hover box, so hovering shows the class and file name,
+and a click (or a lasso/box selection) shows the images themselves under the plots, and
+rings the same images in the other plot: where do pixel-neighbours land in feature space?
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tlviz.metrics import METRIC_HELP
+from tlviz.plots import embedding_figure
+from ui import cache, sidebar, state, widgets
+from ui.text import esc
+
+AUTO_LIMIT = 3000  # embed without asking up to this many images (or when already on disk)
+METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
+METRICS = [("silhouette", "silhouette", "{:.2f}"), ("knn5_loo_accuracy", "kNN-5 acc.", "{:.1%}"),
+           ("scatter_ratio", "scatter ratio", "{:.2f}")]
+
+choices = sidebar.render()
+st.title("Embedding space")
+if not choices.presenter:
+    st.caption("Each dot is an image, placed by its feature vector: images a backbone finds "
+               "similar end up close. Well-separated colours mean a simple head will do well.")
+
+ds = widgets.dataset_or_stop(choices)
+available = {b.name: b for b in cache.backbones()}
+default_pair = ["pixels", choices.backbone if choices.backbone != "pixels" else "mobilenet_v2"]
+c1, c2, c3, c4 = st.columns([3, 2.4, 0.1, 0.1] if choices.presenter else [3, 1.9, 1, 1.3])
+backbones = c1.multiselect("Backbones (one or two)", list(available), max_selections=2,
+                           **state.widget("backbones", default_pair, list(available)))
+method = c2.segmented_control("Projection", list(METHODS), format_func=METHODS.get,
+                              **state.widget("method", "umap", list(METHODS))) or "umap"
+if choices.presenter:
+    dim, split = state.get("dim", 2, [2, 3]), state.get("split", "all")
+else:
+    dim = c3.segmented_control("View", [2, 3], format_func=lambda d: f"{d}D",
+                               **state.widget("dim", 2, [2, 3])) or 2
+    splits = ["all", *ds.split_names]
+    split = c4.selectbox("Images", splits, format_func=lambda s: "all splits" if s == "all" else s,
+                         **state.widget("split", "all", splits))
+split_arg = None if split == "all" else split
+if not backbones:
+    st.info("Choose one or two backbones above.")
+    st.stop()
+
+missing = [b for b in backbones if not available[b].ok]
+for b in missing:
+    st.error(f"**{esc(b)}**: weights are not on this machine. {esc(available[b].why)}")
+backbones = [b for b in backbones if b not in missing]
+if not backbones:
+    st.stop()
+
+go_key = (choices.dataset, choices.seed, tuple(backbones))
+ready = len(ds) <= AUTO_LIMIT or go_key in st.session_state.setdefault("emb_go", set()) or all(
+    cache.embeddings_on_disk(choices.dataset, b, choices.seed) for b in backbones)
+if not ready:
+    st.info(f"{len(ds):,} images: embedding them takes a while the first time (then it is cached).")
+    if not st.button(f"Embed {len(ds):,} images with {' and '.join(backbones)}", type="primary",
+                     key="emb_go_button"):
+        st.stop()
+    st.session_state["emb_go"].add(go_key)
+
+selected: list[int] = list(state.get("selection", []))
+names = None
+cols = st.columns(len(backbones), gap="large")
+for k, (col, bb) in enumerate(zip(cols, backbones)):
+    with col:
+        emb = widgets.embeddings_or_stop(choices, bb)
+        try:
+            with st.spinner(f"{METHODS[method]} of {len(emb.indices(split_arg)):,} points…"):
+                idx, coords = cache.projection(choices.dataset, bb, method, dim, choices.seed,
+                                               split_arg)
+            report = cache.separation(choices.dataset, bb, choices.seed, split_arg)
+        except Exception as e:  # noqa: BLE001 - e.g. too few images for t-SNE / UMAP
+            st.error(f"{METHODS[method]} failed on {esc(bb)} ({type(e).__name__}): {esc(e)}")
+            continue
+        st.markdown(f"#### {esc(bb)}")
+        how = "from cache" if emb.from_cache else f"embedded in {emb.seconds:.0f} s"
+        st.caption(f"{emb.features.shape[1]:,} features per image · {how}")
+        mcols = st.columns(3)
+        for mcol, (key, label, fmt) in zip(mcols, METRICS):
+            mcol.metric(label, fmt.format(report[key]), help=METRIC_HELP[key] +
+                        " — measured on the full feature vectors, not on the picture.")
+        if names is None:
+            names = [widgets.file_label(ds, i) for i in range(len(ds))]
+        fig = embedding_figure(coords, emb.labels[idx], ds.classes, idx,
+                               names=[names[i] for i in idx], highlight=selected or None,
+                               height=460 if len(backbones) == 2 else 560)
+        event = st.plotly_chart(fig, width="stretch", key=f"emb_plot_{k}",
+                                on_select="rerun" if dim == 2 else "ignore",
+                                selection_mode=("points", "box", "lasso"))
+        if emb.failed:
+            st.caption(f"{len(emb.failed)} image(s) could not be embedded and are left out.")
+        if dim == 2 and event and event.selection.points:
+            picked = [int(p["customdata"][0]) for p in event.selection.points if "customdata" in p]
+            if picked and picked != selected:
+                state.set("selection", sorted(set(picked)), url=False)
+                st.rerun()
+
+st.caption("Hover a dot for its class and file; click one, or lasso a group, to see the images."
+           if dim == 2 else "Drag to rotate; selection works in the 2D view.")
+if selected:
+    head, clear = st.columns([5, 1], vertical_alignment="center")
+    head.markdown(f"**{len(selected)} selected image(s)**")
+    if clear.button("Clear selection", key="emb_clear"):
+        state.set("selection", [], url=False)
+        st.rerun()
+    show = selected[:32]
+    big = len(show) == 1
+    st.image([cache.thumbnail(choices.dataset, i, 224 if big else 96, choices.seed) for i in show],
+             width=224 if big else 96,
+             caption=[f"{ds.classes[ds.labels[i]]} · {widgets.file_label(ds, i)}" if big
+                      else ds.classes[ds.labels[i]] for i in show])
