@@ -211,3 +211,22 @@ def test_hymenoptera_neighbours_issues_and_satellites():
     s_book = satellites(sub, emb, [0, 35], AugmentConfig.book(), n_copies=6)
     assert s_id.ratio < 1e-3
     assert 0.05 < s_book.ratio < 3
+
+
+def test_before_after_of_a_real_fine_tune_run(tiny_split_folder):
+    from tlviz.runs import Ledger
+    from tlviz.train import TrainConfig, load_predictor, train
+
+    led = Ledger()
+    res = train(TrainConfig(dataset=str(tiny_split_folder), backbone="tiny_random",
+                            mode="fine-tune", epochs=3, augment={},
+                            extra={"head_epochs": 3, "lr": 1e-2}), ledger=led)
+    net = load_predictor(led, res.run_id).feature_net
+    ds = load_dataset(tiny_split_folder)
+    emb = embed(ds, "tiny_random")
+    r = before_after(ds, "tiny_random", net, X_before=np.asarray(emb.features))
+    # the frozen pass through torch agrees with the cached (ONNX) embeddings
+    frozen = before_after(ds, "tiny_random", net)
+    np.testing.assert_allclose(frozen.before, r.before, atol=1e-3)
+    assert r.disparity > 0  # the unfrozen stage moved the images
+    assert not np.allclose(r.report["after"], r.report["before"])

@@ -15,10 +15,14 @@ layout: the layout is only where things are drawn.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -142,6 +146,64 @@ def export_selection(dataset: ImageDataset, indices: Sequence[int], fmt: str = "
     for i in idx:
         w.writerow([i, dataset.path(i), dataset.classes[dataset.labels[i]], dataset.splits[i]])
     return buf.getvalue()
+
+
+def selection_from_event(event: Mapping | None) -> tuple[int | None, list[int]]:
+    """(clicked dataset index, region selection) from a plotly selection event.
+
+    The event is the dict ``st.plotly_chart(on_select=...)`` returns for a figure of
+    :func:`tlviz.plots.embedding_figure` (``customdata[0]`` = dataset index). A lasso or box
+    gives the region (clicked = None); a single clicked point gives clicked (region empty).
+    """
+    sel = (event or {}).get("selection") or {}
+    idx: list[int] = []
+    for p in sel.get("points") or []:
+        cd = p.get("customdata")
+        if cd is not None and len(cd) and cd[0] is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                idx.append(int(cd[0]))
+    idx = list(dict.fromkeys(idx))  # ringed highlights repeat points: keep the first
+    if sel.get("lasso") or sel.get("box") or len(idx) > 1:
+        return None, idx
+    return (idx[0] if idx else None), []
+
+
+def save_note(dataset: ImageDataset, indices: Sequence[int], title: str, text: str = "",
+              folder: str | Path | None = None) -> Path:
+    """Save a selection as a note (JSON: title, text, dataset, indices, paths) under
+    ``<TLVIZ_HOME>/notes``; returns the file."""
+    from tlviz import config
+    from tlviz.safeio import sanitize_name
+
+    folder = Path(folder) if folder else config.home_dir() / "notes"
+    folder.mkdir(parents=True, exist_ok=True)
+    idx = [int(i) for i in indices]
+    note = {"title": str(title), "text": str(text), "dataset": dataset.name,
+            "fingerprint": dataset.fingerprint, "created": time.time(), "indices": idx,
+            "paths": [dataset.path(i) for i in idx],
+            "classes": [dataset.classes[dataset.labels[i]] for i in idx]}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{stamp}-{sanitize_name(title or 'selection', 60)}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stamp}-{sanitize_name(title or 'selection', 60)}-{n}.json"
+    path.write_text(json.dumps(note, ensure_ascii=False, indent=1))
+    return path
+
+
+def list_notes(folder: str | Path | None = None) -> list[dict]:
+    """Saved notes, newest first (unreadable files are skipped)."""
+    from tlviz import config
+
+    folder = Path(folder) if folder else config.home_dir() / "notes"
+    out = []
+    for f in sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []:
+        with contextlib.suppress(OSError, ValueError):
+            note = json.loads(f.read_text())
+            if isinstance(note, dict):
+                out.append({**note, "file": str(f)})
+    return out
 
 
 # ----------------------------------------------------------------------------- satellites
@@ -406,8 +468,95 @@ def tween(before: np.ndarray, after: np.ndarray, steps: int = 10) -> list[np.nda
     return [(1 - t) * before + t * after for t in np.linspace(0.0, 1.0, max(2, steps))]
 
 
+# ----------------------------------------------------------------------------- figures
+
+
+def satellites_figure(coords: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                      indices: np.ndarray, sat: Satellites, height: int = 560):
+    """The layout (faded) with each chosen original as a star and its augmented copies
+    around it, joined by thin lines; copies whose 5-NN vote changes class are crossed."""
+    import plotly.graph_objects as go
+
+    from tlviz.plots import class_colors, embedding_figure, hover_safe
+
+    fig = embedding_figure(coords, labels, classes, indices, height=height, marker_size=5)
+    fig.update_traces(marker_opacity=0.25, hoverinfo="skip", hovertemplate=None)
+    colors = class_colors(len(classes))
+    pts = sat.points
+    orig = pts[pts["copy"] < 0].set_index("index")
+    cop = pts[pts["copy"] >= 0]
+    lx, ly = [], []
+    for _, r in cop.iterrows():
+        o = orig.loc[r["index"]]
+        lx += [o["x"], r["x"], None]
+        ly += [o["y"], r["y"], None]
+    fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", line={"width": 1, "color": "#666"},
+                             hoverinfo="skip", showlegend=False))
+    for crossed, symbol, name in ((False, "circle", "copy"), (True, "x", "copy, other class")):
+        part = cop[cop["crossed"] == crossed]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=part["x"], y=part["y"], mode="markers", name=name,
+            customdata=np.c_[part["index"], part["label"], part["knn_class"]],
+            text=[f"copy of #{i} ({hover_safe(classes[c])}); looks like "
+                  f"{hover_safe(classes[k])}; distance {d:.3g}"
+                  for i, c, k, d in zip(part["index"], part["label"], part["knn_class"],
+                                        part["distance"])],
+            hovertemplate="%{text}<extra></extra>",
+            marker={"symbol": symbol, "size": 10 if crossed else 8,
+                    "color": [colors[int(c)] for c in part["label"]],
+                    "line": {"width": 2 if crossed else 1, "color": "#d00" if crossed else "#222"}}))
+    fig.add_trace(go.Scatter(
+        x=orig["x"], y=orig["y"], mode="markers", name="original",
+        customdata=np.c_[orig.index.to_numpy(), orig["label"]],
+        text=[f"#{i} ({hover_safe(classes[c])})" for i, c in zip(orig.index, orig["label"])],
+        hovertemplate="original %{text}<extra></extra>",
+        marker={"symbol": "star", "size": 18, "color": [colors[int(c)] for c in orig["label"]],
+                "line": {"width": 1.5, "color": "#111"}}))
+    return fig
+
+
+def animation_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray,
+                     classes: Sequence[str], indices: np.ndarray, steps: int = 12,
+                     height: int = 560):
+    """One scatter that morphs from the ``before`` layout into ``after`` (play / slider)."""
+    import plotly.graph_objects as go
+
+    from tlviz.plots import embedding_figure
+
+    frames_xy = tween(np.asarray(before), np.asarray(after), steps)
+    fig = embedding_figure(frames_xy[0], labels, classes, indices, height=height)
+    present = [k for k in range(len(classes)) if (np.asarray(labels) == k).any()]
+    frames = []
+    for n, xy in enumerate(frames_xy):
+        data = [go.Scatter(x=xy[labels == k, 0], y=xy[labels == k, 1]) for k in present]
+        frames.append(go.Frame(data=data, name=str(n), traces=list(range(len(present)))))
+    fig.frames = frames
+    allxy = np.concatenate([before, after])
+    pad = 0.05 * (allxy.max(0) - allxy.min(0) + 1e-9)
+    lo, hi = allxy.min(0) - pad, allxy.max(0) + pad
+    play = {"frame": {"duration": 120, "redraw": False}, "fromcurrent": True,
+            "transition": {"duration": 0}}
+    fig.update_layout(
+        xaxis_range=[lo[0], hi[0]], yaxis_range=[lo[1], hi[1]], dragmode="pan",
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "y": 1.08,
+                      "xanchor": "left", "buttons": [
+                          {"label": "▶ frozen → fine-tuned", "method": "animate",
+                           "args": [None, play]},
+                          {"label": "◀ back", "method": "animate",
+                           "args": [[str(n) for n in reversed(range(len(frames)))], play]}]}],
+        sliders=[{"active": 0, "currentvalue": {"prefix": "fine-tuning: "}, "pad": {"t": 10},
+                  "steps": [{"label": f"{n / (len(frames) - 1):.0%}", "method": "animate",
+                             "args": [[str(n)], {"mode": "immediate", "frame": {"duration": 0},
+                                                 "transition": {"duration": 0}}]}
+                            for n in range(len(frames))]}])
+    return fig
+
+
 __all__ = [
-    "AUGMENT_PRESETS", "METRICS", "BeforeAfter", "Satellites", "before_after", "centroid_distance",
-    "compare_augmentations", "embed_with", "export_selection", "fit_projector", "label_issues",
-    "neighbours", "pairwise", "procrustes_align", "satellites", "selection_summary", "tween",
+    "AUGMENT_PRESETS", "METRICS", "BeforeAfter", "Satellites", "animation_figure", "before_after",
+    "centroid_distance", "compare_augmentations", "embed_with", "export_selection", "fit_projector",
+    "label_issues", "list_notes", "neighbours", "pairwise", "procrustes_align", "satellites",
+    "satellites_figure", "save_note", "selection_from_event", "selection_summary", "tween",
 ]

@@ -1,0 +1,167 @@
+"""AppTest tests of the Explore page (digits on raw pixels, PCA layout; a tiny fine-tune run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_image_folder
+from streamlit.testing.v1 import AppTest
+
+from tlviz import explore
+from tlviz.data import load_dataset
+from tlviz.embed import embed
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/4_Explore.py"
+
+
+@pytest.fixture(autouse=True)
+def fresh_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLVIZ_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def open_explore(**query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update({"dataset": "digits", "backbone": "pixels", "explore_method": "pca",
+                            **query})
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label.startswith(label))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = load_dataset("digits")
+    return ds, embed(ds, "pixels", cache=False)
+
+
+def test_neighbours_follow_the_picked_image(digits):
+    ds, emb = digits
+    at = open_explore()
+    assert at.session_state["explore.image"] == 0
+    # an image whose neighbours include another class, so the count is informative
+    issues = explore.label_issues(emb.features, emb.labels, k=8)
+    i = int(issues["index"].iloc[0])
+    at.number_input(key="explore.pick").set_value(i).run()
+    assert not at.exception, at.exception
+    assert at.session_state["explore.image"] == i
+    nb = explore.neighbours(emb.features, emb.labels, i, k=8, metric="cosine")
+    assert int(metric(at, "of its 8 nearest")) == int((~nb["same_class"]).sum()) >= 4
+    at.slider(key="w.explore_k").set_value(12).run()
+    nb = explore.neighbours(emb.features, emb.labels, i, k=12, metric="cosine")
+    assert int(metric(at, "of its 12 nearest")) == int((~nb["same_class"]).sum())
+
+
+def test_lasso_selection_shows_counts_exports_and_saves_a_note(fresh_home):
+    at = open_explore()
+    assert any("lasso" in i.value for i in at.info)
+    ds = load_dataset("digits")
+    sel = [0, 1, 2, 10, 11, 20]  # as the lasso handler stores it
+    at.session_state["explore.selection"] = sel
+    at.run()
+    assert not at.exception, at.exception
+    assert metric(at, "images selected") == str(len(sel))
+    counts = next(d.value for d in at.dataframe if "count" in d.value.columns)
+    expected = explore.selection_summary(sel, ds.labels, ds.classes)
+    expected = expected[expected["count"] > 0]
+    assert counts["count"].tolist() == expected["count"].tolist()
+    at.text_input(key="explore.note_title").input("odd <b>digits</b> 🙂")
+    at.text_area(key="explore.note_text").input("check these")
+    next(b for b in at.button if b.label == "Save the selection as a note").click().run()
+    assert not at.exception, at.exception
+    notes = list((fresh_home / "notes").glob("*.json"))
+    assert len(notes) == 1
+    note = json.loads(notes[0].read_text())
+    assert note["indices"] == sel and note["title"] == "odd <b>digits</b> 🙂"
+    assert any("Saved 6 images" in s.value for s in at.success)
+    # the note can bring the selection back
+    at.session_state["explore.selection"] = []
+    at.run()
+    next(b for b in at.button if b.label == "Select these images").click().run()
+    assert at.session_state["explore.selection"] == sel
+
+
+def test_click_and_lasso_events_map_to_dataset_indices():
+    click = {"selection": {"points": [{"customdata": [42, 3], "x": 0.1, "y": 2}],
+                           "box": [], "lasso": []}}
+    lasso = {"selection": {"points": [{"customdata": [5, 0]}, {"customdata": [9, 1]},
+                                      {"customdata": [5, 0]}], "lasso": [{"x": [0, 1]}]}}
+    assert explore.selection_from_event(click) == (42, [])
+    assert explore.selection_from_event(lasso) == (None, [5, 9])
+    assert explore.selection_from_event({"selection": {"points": []}}) == (None, [])
+    assert explore.selection_from_event(None) == (None, [])
+
+
+def test_satellites_and_augmentation_comparison():
+    at = open_explore()
+    at.selectbox(key="explore.sat_aug").set_value("horizontal flip")
+    at.slider(key="explore.sat_n").set_value(4)
+    next(b for b in at.button if b.label == "Embed augmented copies").click().run()
+    assert not at.exception, at.exception
+    ratio = float(metric(at, "copy distance / class distance"))
+    assert 0 < ratio < 5
+    chosen = at.session_state["explore.sat"][0]
+    assert len(chosen) >= 2 and at.session_state["explore.image"] in chosen
+    per = next(d.value for d in at.dataframe if "ratio" in d.value.columns
+               and "index" in d.value.columns)
+    assert per["index"].tolist() == list(chosen)
+    at.button(key="explore.cmp_btn").click().run()
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "augmentation" in d.value.columns)
+    assert table["augmentation"].tolist() == list(explore.AUGMENT_PRESETS)
+    assert (table["ratio"] > 0).all()
+
+
+def test_label_issues_match_the_library_and_open_in_neighbours(digits):
+    ds, emb = digits
+    at = open_explore()
+    issues = explore.label_issues(emb.features, emb.labels, k=10)
+    text = next(m.value for m in at.markdown if "nearest neighbours in another class" in m.value)
+    assert text.startswith(f"**{len(issues)}** of {len(ds)} images")
+    box = at.selectbox(key="explore.issue_pick")
+    assert box.options[0] == f"#{issues['index'].iloc[0]}"
+    box.set_value(int(issues["index"].iloc[1])).run()
+    assert not at.exception, at.exception
+    assert at.session_state["explore.image"] == int(issues["index"].iloc[1])
+
+
+def test_before_after_without_and_with_a_fine_tuned_run(tmp_path):
+    at = open_explore()
+    assert any("No fine-tuned run" in i.value for i in at.info)
+
+    from tlviz.train import TrainConfig, train
+
+    folder = make_image_folder(tmp_path / "tiny3", n_classes=3, per_class=8, splits=("train", "val"))
+    res = train(TrainConfig(dataset=str(folder), backbone="tiny_random", head="logistic",
+                            mode="fine-tune", epochs=2, augment={}, extra={"head_epochs": 3}))
+    at = open_explore(dataset=str(folder))
+    assert at.selectbox(key="explore.ba_run").value == res.run_id
+    next(b for b in at.button if b.label == "Compare frozen and fine-tuned").click().run()
+    assert not at.exception, at.exception
+    rep = next(d.value for d in at.dataframe if "before" in d.value.columns)
+    assert {"before", "after", "change"} <= set(rep.columns)
+    assert {"train", "val"} <= set(rep.index.get_level_values(0))
+    np.testing.assert_allclose(rep["change"], rep["after"] - rep["before"])
+    at.toggle(key="explore.ba_anim").set_value(True).run()
+    assert not at.exception, at.exception
+
+
+def test_bad_links_and_stale_state_fall_back():
+    at = open_explore(explore_split="nonsense", explore_metric="hamming", explore_k="999")
+    assert at.selectbox(key="w.explore_split").value == "all"
+    assert at.slider(key="w.explore_k").value == 8
+    at.session_state["explore.image"] = 10**6  # e.g. left from a bigger dataset
+    at.session_state["explore.selection"] = [3, 10**6]
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["explore.image"] == 0
+    assert at.session_state["explore.selection"] == [3]
