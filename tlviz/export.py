@@ -229,10 +229,25 @@ class _FeatureNetPredictor:
 
 
 def load_exported(folder: str | os.PathLike, backend: str = "auto"):
-    """A predictor for an exported run: ONNX Runtime ("onnx"/"auto") or torch ("torch")."""
+    """A predictor for an exported run: ONNX Runtime ("onnx"/"auto") or torch ("torch").
+
+    The files are untrusted: anything wrong with them is a ValueError naming the folder.
+    """
+    folder = Path(folder)
+    try:
+        return _load_exported(folder, backend)
+    except ValueError as e:
+        if str(folder) in str(e):
+            raise
+        raise ValueError(f"{folder} is not a usable tlviz export: {e}") from e
+    except Exception as e:  # noqa: BLE001 - safetensors, ONNX Runtime, torch: each its own errors
+        raise ValueError(f"{folder} is not a usable tlviz export "
+                         f"({type(e).__name__}: {str(e)[:300]})") from e
+
+
+def _load_exported(folder: Path, backend: str):
     from safetensors.numpy import load_file
 
-    folder = Path(folder)
     try:
         info = json.loads((folder / "model.json").read_text())
     except (OSError, ValueError) as e:
