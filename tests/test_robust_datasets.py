@@ -175,3 +175,26 @@ def test_saved_user_datasets_check_their_images(monkeypatch):
     ds = scan_folder(save_user_dataset("<b>web/cam</b>", {"🙂": [good] * 3, "😐": [good] * 3}))
     assert ds.classes == ["😐", "🙂"] and len(ds) == 6
     assert Path(ds.root).parent == config.user_datasets_dir()  # the name cannot escape
+
+
+def test_data_page_shows_awkward_class_names_as_text(tmp_path):
+    """The Data page (AppTest) escapes class names: HTML stays text, nothing is rendered."""
+    from streamlit.testing.v1 import AppTest
+
+    root = make_image_folder(tmp_path / "weird", n_classes=3, per_class=4)
+    names = ["<img src=x onerror=alert(1)>", "🐱 cats", "a_b *c* $x$"]
+    for k, name in enumerate(names):
+        (root / f"class{k}").rename(root / name)
+    F.make_zero_byte(root / names[1])
+    at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=120)
+    at.query_params.update({"dataset": str(root), "backbone": "pixels"})
+    at.run()
+    at.switch_page("pages/1_Data.py").run()
+    assert not at.exception, at.exception
+    shown = [m for m in at.markdown if "images" in m.value]
+    for name in names:
+        md = [m for m in shown if name in m.value.replace("\\", "")]
+        assert len(md) == 1, name
+        assert not md[0].proto.allow_html
+        assert all(f"\\{ch}" in md[0].value for ch in "<>*$_" if ch in name)  # escaped
+    assert not [m for m in at.markdown if m.proto.allow_html and "onerror" in m.value]
