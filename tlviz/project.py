@@ -28,9 +28,7 @@ from tlviz import config
 METHODS = ("umap", "pca", "tsne")
 
 
-def _numba_cache() -> None:
-    """Let numba keep compiled UMAP kernels on disk: the compile cost is paid once per machine."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(config.cache_dir("numba")))
+UMAP_ENGINES = ("fast", "umap-learn")
 
 
 @dataclass(frozen=True)
@@ -42,12 +40,16 @@ class ProjectionConfig:
     min_dist: float = 0.1
     perplexity: float = 30.0
     pca_first: int = 50  # reduce to this many dims with PCA before UMAP / t-SNE (0 = off)
+    engine: str = "fast"  # UMAP: "fast" (tlviz.fastumap, parallel + deterministic) or "umap-learn"
+    n_epochs: int | None = None  # UMAP: None = umap-learn's default (500 up to 10k rows, else 200)
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown projection {self.method!r}; use one of {', '.join(METHODS)}")
         if self.dim not in (2, 3):
             raise ValueError("dim must be 2 or 3")
+        if self.engine not in UMAP_ENGINES:
+            raise ValueError(f"unknown UMAP engine {self.engine!r}; use one of {', '.join(UMAP_ENGINES)}")
 
 
 class Projector:
@@ -75,14 +77,22 @@ class Projector:
             emb = Z
             if emb.shape[1] < cfg.dim:  # fewer components than asked (tiny data): pad
                 emb = np.pad(emb, ((0, 0), (0, cfg.dim - emb.shape[1])))
+        elif cfg.method == "umap" and cfg.engine == "fast":
+            from tlviz.fastumap import FastUMAP
+
+            self.umap_ = FastUMAP(n_components=cfg.dim, n_neighbors=cfg.n_neighbors,
+                                  min_dist=cfg.min_dist, n_epochs=cfg.n_epochs, seed=cfg.seed)
+            emb = self.umap_.fit_transform(Z)
         elif cfg.method == "umap":
-            _numba_cache()
+            from tlviz.fastumap import numba_cache_dir
+
+            os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
             import umap
 
             nn = max(2, min(cfg.n_neighbors, n - 1))
             init = "spectral" if n > cfg.dim + 2 else "random"
             self.umap_ = umap.UMAP(n_components=cfg.dim, n_neighbors=nn, min_dist=cfg.min_dist,
-                                   random_state=cfg.seed, init=init)
+                                   random_state=cfg.seed, init=init, n_epochs=cfg.n_epochs)
             emb = self.umap_.fit_transform(Z)
         else:
             from sklearn.manifold import TSNE
