@@ -20,6 +20,13 @@ METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 METRICS = [("silhouette", "silhouette", "{:.2f}"), ("knn5_loo_accuracy", "kNN-5 acc.", "{:.1%}"),
            ("scatter_ratio", "scatter ratio", "{:.2f}")]
 
+
+
+def _index(customdata) -> int:
+    """Dataset index from a selected point's customdata (a list, or a dict from the browser)."""
+    return int(customdata[0] if isinstance(customdata, list | tuple) else customdata["0"])
+
+
 choices = sidebar.render()
 st.title("Embedding space")
 if not choices.presenter:
@@ -96,12 +103,13 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
         if emb.failed:
             st.caption(f"{len(emb.failed)} image(s) could not be embedded and are left out.")
         if dim == 2 and event and event.selection.points:
-            picked = [int(p["customdata"][0]) for p in event.selection.points if "customdata" in p]
+            picked = [_index(p["customdata"]) for p in event.selection.points if "customdata" in p]
             if picked and picked != selected:
                 state.set("selection", sorted(set(picked)), url=False)
                 st.rerun()
 
-st.caption("Hover a dot for its class and file; click one, or lasso a group, to see the images."
+st.caption("Hover a dot for its class and file. Click one to see the image, or pick the lasso "
+           "in the chart's toolbar to select a group: it is ringed in both plots."
            if dim == 2 else "Drag to rotate; selection works in the 2D view.")
 if selected:
     head, clear = st.columns([5, 1], vertical_alignment="center")
@@ -109,9 +117,15 @@ if selected:
     if clear.button("Clear selection", key="emb_clear"):
         state.set("selection", [], url=False)
         st.rerun()
-    show = selected[:32]
-    big = len(show) == 1
-    st.image([cache.thumbnail(choices.dataset, i, 224 if big else 96, choices.seed) for i in show],
-             width=224 if big else 96,
-             caption=[f"{ds.classes[ds.labels[i]]} · {widgets.file_label(ds, i)}" if big
-                      else ds.classes[ds.labels[i]] for i in show])
+    if len(selected) == 1:
+        i = selected[0]
+        pic, info = st.columns([1, 3])
+        pic.image(cache.thumbnail(choices.dataset, i, 224, choices.seed), width="stretch")
+        info.markdown(f"**{esc(ds.classes[ds.labels[i]])}**  \n{esc(widgets.file_label(ds, i))}  \n"
+                      f"split: {ds.splits[i]} · image #{i}")
+    else:
+        show = selected[:40]
+        st.image([cache.thumbnail(choices.dataset, i, 96, choices.seed) for i in show], width=96,
+                 caption=[ds.classes[ds.labels[i]] for i in show])
+        if len(selected) > len(show):
+            st.caption(f"… and {len(selected) - len(show)} more")

@@ -4,6 +4,7 @@
 class (so the legend toggles classes), colours fixed by class position (so two plots side
 by side agree), and ``customdata[:, 0]`` = the dataset index of each point, so a click or
 lasso selection (``st.plotly_chart(on_select="rerun")``) maps straight back to images.
+(In the browser, Streamlit may hand ``customdata`` back as ``{"0": i, "1": label}``.)
 
 >>> import numpy as np
 >>> fig = embedding_figure(np.zeros((3, 2)), np.array([0, 1, 1]), ["ants", "bees"])
@@ -94,11 +95,12 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
         margin={"l": 10, "r": 10, "t": 60 if title else 36, "b": 10},
         legend={"itemsizing": "constant", "title": None, "orientation": "h", "x": 0, "y": 1.0,
                 "yanchor": "bottom", "font": {"size": 16}},
-        clickmode="event+select", dragmode="lasso" if dim == 2 else "orbit",
-        xaxis=axis, yaxis={**axis, "scaleanchor": "x"} if dim == 2 else axis,
+        # no dragmode in 2D: Streamlit then pans on drag and selects on click; the lasso and
+        # box tools stay in the toolbar
+        xaxis=axis, yaxis=axis,
     )
     if dim == 3:
-        fig.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis})
+        fig.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis}, dragmode="orbit")
     return fig
 
 
