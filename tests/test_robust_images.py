@@ -157,3 +157,21 @@ def test_exif_orientation_is_applied_for_training_too(tmp_path):
     assert not ds.skipped
     assert all(ds.load(i).size == (40, 20 + int(Path(ds.path(i)).stem)) for i in range(len(ds)))
     assert all(ds.load(i, size=16).size[0] > ds.load(i, size=16).size[1] for i in range(len(ds)))
+
+
+def test_the_same_corpus_inside_an_uploaded_zip(corpus_folder, tmp_path):
+    import zipfile
+
+    from tlviz.data import load_dataset
+
+    root, names = corpus_folder
+    z = tmp_path / "corpus.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for f in sorted(root.rglob("*")):
+            if f.is_file():
+                zf.write(f, f"upload/{f.relative_to(root).as_posix()}")
+    folder, zipped = scan_folder(root), load_dataset(z)
+    assert sorted(Path(zipped.path(i)).name for i in range(len(zipped))) == \
+        sorted(Path(folder.path(i)).name for i in range(len(folder)))
+    assert {Path(p).name: r for p, r in zipped.skipped} == {Path(p).name: r for p, r in folder.skipped}
+    assert zipped.fingerprint == folder.fingerprint
