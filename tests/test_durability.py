@@ -269,3 +269,17 @@ def test_upload_interrupted_mid_extraction_is_redone(tmp_path):
     again = load_dataset(z)
     assert len(again) == len(first) and not again.skipped
     assert again.fingerprint == first.fingerprint
+
+
+@pytest.mark.parametrize("how", ["truncate", "garbage", "empty"])
+def test_damaged_onnx_model_cache_is_exported_again(tiny_folder, how):
+    from tlviz import embed as embed_mod
+
+    ds = scan_folder(tiny_folder)
+    truth = embed(ds, "tiny_random", cache=False, backend="onnx").features
+    model = max(config.cache_dir("onnx").glob("tiny_random-*.onnx"), key=os.path.getmtime)
+    _damage(model, how)
+    embed_mod._SESSIONS.clear()  # as after a restart: the next session reads the file
+    again = embed(ds, "tiny_random", cache=False, backend="onnx").features
+    np.testing.assert_allclose(again, truth, rtol=1e-5, atol=1e-6)
+    assert model.stat().st_size > 1000

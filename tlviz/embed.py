@@ -246,19 +246,26 @@ def onnx_session(spec: BackboneSpec, int8: bool = False):
         weights = spec.weights()
         tag = hashlib.sha256(f"{weights}:{weights.stat().st_size if weights else 0}:{torch.__version__}"
                              .encode()).hexdigest()[:10]
-        path = folder / f"{spec.name}-{tag}.onnx"
-        with file_lock(folder / f"{spec.name}.lock"):
-            if not path.exists():
-                export_onnx(create_backbone(spec.name), spec, path)
-            if int8:
-                qpath = folder / f"{spec.name}-{tag}-int8.onnx"
-                if not qpath.exists():
-                    quantize_onnx(path, qpath)
-                path = qpath
+        fp32 = folder / f"{spec.name}-{tag}.onnx"
+        qpath = folder / f"{spec.name}-{tag}-int8.onnx"
         so = ort.SessionOptions()
         so.intra_op_num_threads = os.cpu_count() or 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        with file_lock(folder / f"{spec.name}.lock"):
+            for attempt in range(2):
+                if not fp32.exists():
+                    export_onnx(create_backbone(spec.name), spec, fp32)
+                if int8 and not qpath.exists():
+                    quantize_onnx(fp32, qpath)
+                path = qpath if int8 else fp32
+                try:
+                    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+                    break
+                except Exception:  # a damaged cached model: export it again, once
+                    if attempt:
+                        raise
+                    for p in (fp32, qpath):
+                        p.unlink(missing_ok=True)
         _SESSIONS[name] = sess
         return sess
 
