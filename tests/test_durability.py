@@ -208,11 +208,13 @@ def _damage(path: Path, how: str) -> None:
         path.write_bytes(b"")
     elif how == "delete":
         path.unlink()
+    elif how == "other json":  # valid JSON of the wrong shape
+        path.write_text('[{"rows": 1}]')
     else:  # garbage
         path.write_bytes(b"\x93NUMPY garbage" * 3)
 
 
-@pytest.mark.parametrize("how", ["truncate", "flip", "empty", "garbage"])
+@pytest.mark.parametrize("how", ["truncate", "flip", "empty", "garbage", "other json"])
 @pytest.mark.parametrize("which", ["npy", "json"])
 def test_damaged_embedding_cache_is_recomputed(tiny_folder, how, which):
     ds = scan_folder(tiny_folder)

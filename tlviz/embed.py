@@ -98,7 +98,7 @@ def _read_cache(npy: Path, meta_path: Path, n: int) -> tuple[np.ndarray, dict] |
         if arr.shape[0] != n:
             raise ValueError("wrong shape")
         return arr, meta
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged in any way
         for p in (npy, meta_path):
             with contextlib.suppress(OSError):
                 p.unlink()
