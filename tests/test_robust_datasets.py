@@ -141,6 +141,13 @@ def test_default_limits_are_sensible():
     assert default_limits() == lim  # conftest sets no override
 
 
+def test_dashboard_upload_cap_matches_the_library_limit():
+    import tomllib
+
+    cfg = tomllib.loads((Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["maxUploadSize"] * 2**20 == Limits().max_upload_bytes
+
+
 @pytest.mark.parametrize("var,field,raw,want", [
     ("TLVIZ_MAX_IMAGES", "max_images", "123", 123),
     ("TLVIZ_MAX_IMAGE_PIXELS", "max_image_pixels", "1e6", 1_000_000),
