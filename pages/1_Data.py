@@ -41,7 +41,7 @@ with tab_look:
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
         split = c1.segmented_control("From split", splits, **state.widget("data_split", "all", splits))
         per_class = 6 if choices.presenter else c2.slider(
-            "Images per class", 3, 16, **state.widget("data_n", 8))
+            "Images per class", 3, 16, **state.widget("data_n", 8, bounds=(3, 16)))
         if c3.button("Shuffle", icon=":material/shuffle:", key="data_shuffle"):
             state.set("data_sample_seed", state.get("data_sample_seed", 0) + 1, default=0)
         shown = list(range(ds.num_classes))

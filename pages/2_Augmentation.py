@@ -55,23 +55,23 @@ with controls:
     values: dict = {}
     for name, fld, label, hi, step, help_ in SLIDERS:
         if choices.presenter and fld in ("brightness_range", "contrast_range"):
-            values[fld] = state.get(name, getattr(BOOK, fld))
+            values[fld] = state.get(name, getattr(BOOK, fld), bounds=(0.0, hi))
             continue
         values[fld] = st.slider(label, 0.0, hi, step=step, help=help_,
-                                **state.widget(name, float(getattr(BOOK, fld))))
+                                **state.widget(name, float(getattr(BOOK, fld)), bounds=(0.0, hi)))
     f1, f2 = st.columns(2)
     for col, (name, fld, label) in zip((f1, f2), FLAGS):
         values[fld] = col.checkbox(label, **state.widget(name, getattr(BOOK, fld)))
     if choices.presenter:
         values["fill_mode"] = state.get("aug_fill", BOOK.fill_mode, FILL_MODES)
-        values["cval"] = state.get("aug_cval", BOOK.cval)
+        values["cval"] = state.get("aug_cval", BOOK.cval, bounds=(0.0, 1.0))
     else:
         values["fill_mode"] = st.selectbox(
             "Fill mode", FILL_MODES, help="how the corners uncovered by a rotation or shift "
             "are filled", **state.widget("aug_fill", BOOK.fill_mode, FILL_MODES))
         values["cval"] = st.slider("Fill value (constant mode)", 0.0, 1.0, step=0.05,
                                    disabled=values["fill_mode"] != "constant",
-                                   **state.widget("aug_cval", BOOK.cval))
+                                   **state.widget("aug_cval", BOOK.cval, bounds=(0.0, 1.0)))
     counts = [4, 8, 12, 16, 24]
     n = 12 if choices.presenter else st.select_slider(
         "Augmented versions", counts, **state.widget("aug_n", 12, counts))

@@ -34,7 +34,7 @@ if not choices.presenter:
                "similar end up close. Well-separated colours mean a simple head will do well.")
 
 ds = widgets.dataset_or_stop(choices)
-available = {b.name: b for b in cache.backbones()}
+available = {b.name: b for b in cache.backbones((choices.backbone,))}
 default_pair = ["pixels", choices.backbone if choices.backbone != "pixels" else "mobilenet_v2"]
 c1, c2, c3, c4 = st.columns([3, 2.4, 0.1, 0.1] if choices.presenter else [3, 1.9, 1, 1.3])
 backbones = c1.multiselect("Backbones (one or two)", list(available), max_selections=2,
@@ -126,6 +126,6 @@ if selected:
     else:
         show = selected[:40]
         st.image([cache.thumbnail(choices.dataset, i, 96, choices.seed) for i in show], width=96,
-                 caption=[ds.classes[ds.labels[i]] for i in show])
+                 caption=[esc(ds.classes[ds.labels[i]]) for i in show])
         if len(selected) > len(show):
             st.caption(f"… and {len(selected) - len(show)} more")

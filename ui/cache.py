@@ -76,12 +76,24 @@ def refresh_datasets() -> None:
 
 
 @st.cache_data(show_spinner=False)
-def backbones() -> list[Availability]:
-    """Visible backbones with offline availability (weights on disk or not needed)."""
-    from tlviz.backbones import list_backbones
+def backbones(extra: tuple[str, ...] = ()) -> list[Availability]:
+    """Visible backbones with offline availability (weights on disk or not needed).
 
+    ``extra``: hidden backbones to list as well when registered (e.g. ``tiny_random``
+    asked for by a link or a test).
+    """
+    from tlviz.backbones import get_backbone_spec, list_backbones
+
+    specs = list_backbones()
+    for name in extra:
+        try:
+            spec = get_backbone_spec(name)
+        except KeyError:
+            continue
+        if spec not in specs:
+            specs.append(spec)
     out = []
-    for spec in list_backbones():
+    for spec in specs:
         ok, why = spec.available()
         out.append(Availability(spec.name, spec.description, spec.source, ok, why))
     return out

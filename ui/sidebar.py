@@ -77,7 +77,7 @@ def _backbone_label(name: str, infos: dict[str, cache.Availability]) -> str:
 def render() -> Choices:
     """Draw the shared sidebar and return the current choices (call once per page)."""
     ds_infos = {i.name: i for i in cache.datasets()}
-    bb_infos = {i.name: i for i in cache.backbones()}
+    bb_infos = {i.name: i for i in cache.backbones((state.backbone(),))}
     ds_options = list(ds_infos)
     current = state.get("dataset", state.DEFAULT_DATASET)
     if current not in ds_infos and (Path(current).is_dir() or Path(current).is_file()):
@@ -107,12 +107,12 @@ def render() -> Choices:
             st.caption(f":material/warning: {esc(bb.why)}")
         presenter = st.toggle("Presenter mode", help="Bigger text, fewer controls: for a "
                               "projected room.", **state.widget("presenter", False))
-        seed = state.get("seed", 0)
+        seed = state.get("seed", 0, bounds=(0, 10_000))
         if not presenter:
             with st.expander("Advanced"):
                 seed = st.number_input("Split seed", 0, 10_000, step=1,
                                        help="Seed of the train/val/test split when the "
                                             "dataset has no split folders.",
-                                       **state.widget("seed", 0))
+                                       **state.widget("seed", 0, bounds=(0, 10_000)))
     st.html(BASE_CSS + (PRESENTER_CSS if presenter else ""))  # static CSS, no user text
     return Choices(ref, backbone, bool(presenter), int(seed))

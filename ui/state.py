@@ -54,11 +54,13 @@ def _to_query(value: Any) -> str | list[str]:
     return str(value)
 
 
-def get(name: str, default: T, options: Sequence | None = None) -> T:
+def get(name: str, default: T, options: Sequence | None = None,
+        bounds: tuple[float, float] | None = None) -> T:
     """The stored value of ``name``: session, else URL query string, else ``default``.
 
     With ``options`` a value outside them (a stale link, a dataset that went away)
-    falls back to ``default`` (or the first option when ``default`` is not one either).
+    falls back to ``default`` (or the first option when ``default`` is not one either);
+    with ``bounds`` (lo, hi) a number outside them falls back to ``default``.
     """
     if _PREFIX + name in st.session_state:
         value = st.session_state[_PREFIX + name]
@@ -76,6 +78,8 @@ def get(name: str, default: T, options: Sequence | None = None) -> T:
             value = [v for v in value if v in opts] or default
         elif value not in opts:
             value = default if default in opts or not opts else opts[0]
+    if bounds is not None and not (isinstance(value, int | float) and bounds[0] <= value <= bounds[1]):
+        value = default
     return value
 
 
@@ -96,9 +100,10 @@ def set(name: str, value: Any, *, url: bool = True, default: Any = None) -> None
         st.query_params[name] = q
 
 
-def sync(name: str, default: T, options: Sequence | None = None) -> T:
+def sync(name: str, default: T, options: Sequence | None = None,
+         bounds: tuple[float, float] | None = None) -> T:
     """Read ``name`` and write it back, so the URL shows it on this page too."""
-    value = get(name, default, options)
+    value = get(name, default, options, bounds)
     set(name, value, default=default)
     return value
 
@@ -107,13 +112,16 @@ def _copy_from_widget(name: str, default: Any = None) -> None:
     set(name, st.session_state[_WIDGET + name], default=default)
 
 
-def widget(name: str, default: Any, options: Sequence | None = None) -> dict[str, Any]:
+def widget(name: str, default: Any, options: Sequence | None = None,
+           bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     """Keyword arguments binding a widget to ``name``: ``key``, ``on_change``, ``args``.
 
     Call it just before creating the widget and do not pass ``value``/``index`` too: the
-    widget takes the stored value from the session. The URL is updated as well.
+    widget takes the stored value from the session. The URL is updated as well. Give
+    ``options`` (select widgets) or ``bounds`` (sliders, number inputs) so that a stale or
+    hand-edited link falls back to the default instead of failing.
     """
-    value = sync(name, default, options)
+    value = sync(name, default, options, bounds)
     st.session_state[_WIDGET + name] = value
     return {"key": _WIDGET + name, "on_change": _copy_from_widget, "args": (name, default)}
 
