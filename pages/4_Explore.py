@@ -12,6 +12,7 @@ import streamlit as st
 from tlviz import explore
 from tlviz.plots import embedding_figure
 from ui import cache, sidebar, state, widgets
+from ui.text import esc
 
 st.set_page_config(page_title="tlviz · Explore", page_icon="🔍", layout="wide")
 choices = sidebar.render()
@@ -153,7 +154,7 @@ with tab_sel:
             text = st.text_area("Note", height=68, key="explore.note_text")
             if st.form_submit_button("Save the selection as a note"):
                 path = explore.save_note(ds, sel, title or "selection", text)
-                st.success(f"Saved {len(sel)} images to {path.name}")
+                st.success(f"Saved {len(sel)} images to {esc(path.name)}")
     notes = [n for n in explore.list_notes() if n.get("dataset") == ds.name]
     if notes:
         with st.expander(f"Saved notes for this dataset ({len(notes)})"):
@@ -218,17 +219,23 @@ with tab_sat:
                 sat = cache.satellites(ref, bb, seed, chosen_t, aug_json, n_copies, method, split)
                 proj = cache.projector(ref, bb, method, seed, split)
         except Exception as e:  # noqa: BLE001 - a message, never a traceback
-            st.error(f"Could not embed the copies ({type(e).__name__}): {e}")
+            st.error(f"Could not embed the copies ({type(e).__name__}): {esc(e)}")
         else:
             m1, m2, m3 = st.columns(3)
             m1.metric("copy distance / class distance", f"{sat.ratio:.2f}",
                       help="Mean distance of a copy to its original, divided by the mean "
                            "distance between class centres (full feature space). Near 0: the "
                            "augmentation adds little; near 1 or more: as far as another class.")
-            m2.metric("copies that look like another class", f"{sat.crossed_share:.0%}")
+            m2.metric("copies that look like another class", f"{sat.crossed_share:.0%}",
+                      help=f"A 5-nearest-neighbour vote among the dataset's images. Of the "
+                           f"originals themselves, {sat.baseline_crossed:.0%} already vote "
+                           "another class.")
             m3.metric("augmentation", aug_name)
             st.plotly_chart(explore.satellites_figure(proj.embedding_, emb.labels[idx], classes,
                                                       idx, sat), key="explore.sat_chart")
+            st.caption("★ original, ● copy, ✕ copy whose 5-NN vote is another class. The star "
+                       "is placed by the same transform as its copies, so it sits near (not "
+                       "always exactly on) its dot in the main plot.")
             per = sat.per_image.assign(**{"class": [classes[c] for c in sat.per_image["label"]]})
             st.dataframe(per[["index", "class", "mean_distance", "ratio", "crossed_share"]],
                          hide_index=True)
@@ -252,7 +259,7 @@ with tab_sat:
                                                           json.dumps(extra, sort_keys=True),
                                                           _progress=cb)
             except Exception as e:  # noqa: BLE001
-                st.error(f"Comparison failed ({type(e).__name__}): {e}")
+                st.error(f"Comparison failed ({type(e).__name__}): {esc(e)}")
             else:
                 st.dataframe(table, hide_index=True)
                 st.caption(f"{creq[1]} copies of each of {len(creq[0])} images per augmentation. "
@@ -297,7 +304,7 @@ with tab_ba:
                     ba = cache.before_after(ref, seed, str(led.path), breq[0], breq[1], breq[2],
                                             breq[3], _progress=cb)
             except Exception as e:  # noqa: BLE001
-                st.error(f"Could not compare run #{breq[0]} ({type(e).__name__}): {e}")
+                st.error(f"Could not compare run #{breq[0]} ({type(e).__name__}): {esc(e)}")
             else:
                 rep = ba.report.assign(change=ba.report["after"] - ba.report["before"])
                 st.dataframe(rep, column_config={c: st.column_config.NumberColumn(format="%.3f")

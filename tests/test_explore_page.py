@@ -165,3 +165,33 @@ def test_bad_links_and_stale_state_fall_back():
     assert not at.exception, at.exception
     assert at.session_state["explore.image"] == 0
     assert at.session_state["explore.selection"] == [3]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_lasso_selects_images_and_click_picks_neighbours(tmp_path):
+    """Real chromium: draw a lasso on the plot, see the selection; screenshot both."""
+    import browser_util as bu
+
+    why = bu.missing_requirements()
+    if why:
+        pytest.skip(why)
+    with bu.StreamlitServer(home=tmp_path / "home") as srv, bu.browser() as b:
+        page = b.new_page(viewport=bu.LAPTOP)
+        bu.open_page(page, f"{srv.url}/Explore?dataset=digits&backbone=pixels&explore_method=pca",
+                     timeout=240)
+        bu.assert_no_exception(page, "Explore")
+        plot = page.locator(".js-plotly-plot .nsewdrag").first
+        plot.wait_for(timeout=60_000)
+        box = plot.bounding_box()
+        cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["height"] / 4
+        page.mouse.move(cx - r, cy - r)
+        page.mouse.down()
+        for x, y in [(cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r), (cx - r, cy - r)]:
+            page.mouse.move(x, y, steps=8)
+        page.mouse.up()
+        bu.wait_idle(page)
+        page.get_by_role("tab", name="▭ Selection").click()
+        page.get_by_text("images selected").first.wait_for(timeout=30_000)
+        bu.assert_no_exception(page, "Explore after a lasso")
+        bu.screenshot(page, bu.SCREENSHOTS / "explore-digits-lasso.png", full_page=True)

@@ -247,6 +247,8 @@ class Satellites:
     ``crossed`` (the vote differs from the original's label). ``per_image``: per original,
     the mean copy distance, its ratio to the typical between-class distance and the share
     of copies that crossed. ``ratio``: mean copy-to-original distance / ``class_distance``.
+    ``baseline_crossed``: share of the originals themselves whose vote is another class
+    (copies of those "cross" without moving).
     """
 
     points: pd.DataFrame
@@ -255,6 +257,7 @@ class Satellites:
     mean_distance: float
     class_distance: float
     crossed_share: float
+    baseline_crossed: float = 0.0
     copies: dict[int, list] = field(default_factory=dict)
 
 
@@ -314,7 +317,7 @@ def satellites(dataset: ImageDataset, emb: Embeddings, indices: Sequence[int],
     per["ratio"] = per["mean_distance"] / cd
     mean_d = float(dist.mean())
     return Satellites(points, per, mean_d / cd, mean_d, cd, float(cop["crossed"].mean()),
-                      copies if keep_images else {})
+                      float(points["crossed"][: len(indices)].mean()), copies if keep_images else {})
 
 
 AUGMENT_PRESETS: dict[str, AugmentConfig] = {
@@ -338,7 +341,7 @@ def compare_augmentations(dataset: ImageDataset, emb: Embeddings, indices: Seque
     for n, (name, cfg) in enumerate(configs.items()):
         s = satellites(dataset, emb, indices, cfg, n_copies, projector, seed, keep_images=False)
         row = {"augmentation": name, "mean_distance": s.mean_distance, "ratio": s.ratio,
-               "crossed_share": s.crossed_share}
+               "crossed_share": s.crossed_share, "originals_crossed": s.baseline_crossed}
         cop = s.points[s.points["copy"] >= 0]
         for c, part in cop.groupby("label"):
             row[f"crossed: {emb.classes[int(c)]}"] = float(part["crossed"].mean())
