@@ -1,0 +1,103 @@
+"""Compare: overlay the learning curves of several runs (the Keras book's closing chart)."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from tlviz.curves import curves_figure
+from ui import cache, sidebar, state
+
+st.set_page_config(page_title="tlviz · Compare", page_icon="📈", layout="wide")
+choices = sidebar.render()
+
+TRAIN_PAGE = "pages/5_Train.py"
+LATEST = 4
+
+
+def run_label(row) -> str:
+    """#id · dataset · backbone · head-or-mode · val acc (user text stays plain text)."""
+    what = row["head"] if row["mode"] in (None, "feature-extraction") else row["mode"]
+    acc = row["val_accuracy"]
+    acc_txt = "—" if acc is None or acc != acc else f"{acc:.1%}"
+    status = "" if row["status"] == "completed" else f" [{row['status']}]"
+    return f"#{row['id']} · {row['dataset']} · {row['backbone']} · {what} · val {acc_txt}{status}"
+
+
+def augment_text(raw) -> str:
+    if not raw:
+        return "off"
+    try:
+        d = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return "on"
+    return "on" if d else "off"
+
+
+st.title("Compare runs")
+st.caption("Accuracy (left) and loss (right) per epoch: training dashed, validation solid, one "
+           "colour per run. Heads fitted in one step (kNN, logistic) show as single points.")
+
+ledger = cache.ledger()
+runs = ledger.list_runs()
+if runs.empty:
+    st.info("No runs yet. Train a head on the Train page; every run lands here.")
+    st.page_link(TRAIN_PAGE, label="Open the Train page", icon="🏋️")
+    st.stop()
+
+rows = {str(r["id"]): r for r in runs.to_dict(orient="records")}
+ids = list(rows)
+finished = [i for i in ids if rows[i]["status"] == "completed"]
+default = (finished or ids)[:LATEST]
+picked = st.multiselect("Runs", ids, format_func=lambda i: run_label(rows[i]),
+                        placeholder="Choose runs to compare",
+                        help="The newest runs are picked by default; a link with ?runs=3,4,5 "
+                             "opens these runs.",
+                        **state.widget("runs", default, ids))
+if not picked:
+    st.info("Choose one or more runs above.")
+    st.stop()
+
+run_ids = [int(i) for i in picked]
+labels = {i: f"#{i} {rows[str(i)]['head'] if rows[str(i)]['mode'] == 'feature-extraction' else rows[str(i)]['mode']}"
+          for i in run_ids}
+histories = ledger.histories(run_ids)
+st.plotly_chart(curves_figure({labels[i]: histories[i] for i in run_ids}, height=420),
+                key="compare.curves", config={"displayModeBar": False})
+
+table = ledger.compare(run_ids)
+table["augment"] = table["augment"].map(augment_text)
+table["what"] = [labels[int(i)] for i in table["id"]]
+cols = ["id", "dataset", "backbone", "head", "mode", "augment", "epochs", "val_accuracy",
+        "test_accuracy", "seconds", "status", "created"]
+st.dataframe(
+    table[cols], hide_index=True, width="stretch",
+    column_config={
+        "id": st.column_config.NumberColumn("run", format="#%d", width="small"),
+        "epochs": st.column_config.NumberColumn("epochs", width="small"),
+        "val_accuracy": st.column_config.ProgressColumn("val acc", format="percent",
+                                                        min_value=0.0, max_value=1.0),
+        "test_accuracy": st.column_config.ProgressColumn("test acc", format="percent",
+                                                         min_value=0.0, max_value=1.0),
+        "seconds": st.column_config.NumberColumn("time (s)", format="%.1f"),
+    })
+
+c1, c2, c3 = st.columns([1, 1, 2])
+c1.download_button("Export CSV", ledger.export_text(run_ids, "csv"), file_name="tlviz-runs.csv",
+                   mime="text/csv", key="compare.csv", width="stretch")
+c2.download_button("Export JSON", ledger.export_text(run_ids, "json"),
+                   file_name="tlviz-runs.json", mime="application/json", key="compare.json",
+                   width="stretch")
+if not choices.presenter:
+    with c3.popover(f"Delete {len(run_ids)} run{'s' * (len(run_ids) > 1)}…", width="stretch"):
+        st.warning(f"Delete run{'s' * (len(run_ids) > 1)} "
+                   f"{', '.join(f'#{i}' for i in run_ids)} from the ledger? This cannot be undone.")
+        sure = st.checkbox("Yes, delete them", key="compare.sure")
+        if st.button("Delete", type="primary", disabled=not sure, key="compare.delete"):
+            n = ledger.delete(run_ids)
+            cache.forget_predictors()
+            st.session_state.pop("compare.sure", None)
+            state.set("runs", [], url=False)
+            st.toast(f"Deleted {n} run{'s' * (n != 1)}.")
+            st.rerun()

@@ -1,0 +1,93 @@
+"""Predict: one image (upload or webcam) through a trained run, class probabilities as bars."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tlviz.curves import proba_figure
+from ui import cache, sidebar, state
+
+st.set_page_config(page_title="tlviz · Predict", page_icon="🔮", layout="wide")
+choices = sidebar.render()
+
+TRAIN_PAGE = "pages/5_Train.py"
+IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"]
+
+
+def run_label(row) -> str:
+    what = row["head"] if row["mode"] in (None, "feature-extraction") else row["mode"]
+    acc = row["val_accuracy"]
+    acc_txt = "—" if acc is None or acc != acc else f"{acc:.1%}"
+    return f"#{row['id']} · {row['dataset']} · {row['backbone']} · {what} · val {acc_txt}"
+
+
+st.title("Predict")
+st.caption("Show a trained run a new picture — the book's “is this a cat?” check. "
+           "The run's backbone turns the image into features, its head gives the probabilities.")
+
+runs = cache.ledger().list_runs(status="completed")
+if runs.empty:
+    st.info("No finished runs yet. Train one on the Train page, then come back.")
+    st.page_link(TRAIN_PAGE, label="Open the Train page", icon="🏋️")
+    st.stop()
+
+rows = {str(r["id"]): r for r in runs.to_dict(orient="records")}
+ids = list(rows)
+run_key = st.selectbox("Run", ids, format_func=lambda i: run_label(rows[i]),
+                       help="Newest first. Train more runs on the Train page.",
+                       **state.widget("run", ids[0], ids))
+row = rows[run_key]
+
+left, right = st.columns([1, 1.3], gap="large")
+with left:
+    source = st.segmented_control("Image from", ["Upload", "Webcam"], default="Upload",
+                                  key="predict.source")
+    data, name = None, None
+    if source == "Webcam":
+        shot = st.camera_input("Take a photo", key="predict.camera")
+        if shot is not None:
+            data, name = shot.getvalue(), "webcam photo"
+    else:
+        up = st.file_uploader("Upload an image", type=IMAGE_TYPES, key="predict.upload",
+                              help="JPEG, PNG, GIF, BMP, WebP or TIFF.")
+        if up is not None:
+            data, name = up.getvalue(), up.name
+
+if data is None:
+    with right:
+        st.info("Upload an image (or take a webcam photo) to see what the run thinks it is.")
+    st.stop()
+
+from tlviz.safeio import BadImage, open_image  # noqa: E402 - only once there is an image
+
+try:
+    image = open_image(data)
+except BadImage as e:
+    with right:
+        st.error(f"Cannot use this image: {e}. Try a JPEG or PNG photo.")
+    st.stop()
+
+with left:
+    st.image(image, caption=name, width="stretch")
+
+from tlviz.backbones import WeightsUnavailable  # noqa: E402
+
+with right:
+    try:
+        with st.spinner(f"Loading run #{run_key} and predicting…"):
+            model = cache.predictor(int(run_key))
+            proba = model.predict_proba([image])[0]
+    except WeightsUnavailable as e:
+        st.error(f"The backbone of run #{run_key} (**{row['backbone']}**) has no weights on "
+                 f"this machine: {e}")
+        st.stop()
+    except (ValueError, KeyError) as e:
+        st.error(f"Run #{run_key} cannot predict: {e}. Pick another run.")
+        st.stop()
+    classes = list(model.classes)
+    best = int(proba.argmax())
+    st.metric("Prediction", classes[best], f"{proba[best]:.1%} sure", delta_color="off")
+    st.plotly_chart(proba_figure(proba, classes, top=10), key="predict.proba",
+                    config={"displayModeBar": False})
+    if len(classes) > 10:
+        st.caption(f"The 10 most likely of {len(classes)} classes.")

@@ -1,0 +1,199 @@
+"""AppTest tests of the Train, Compare and Predict pages against the real tlviz (digits, pixels).
+
+Each test gets its own TLVIZ_HOME, so its ledger starts empty.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import fixtures_bad_inputs as bad
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tlviz.runs import Ledger
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN, COMPARE, PREDICT = "pages/5_Train.py", "pages/6_Compare.py", "pages/7_Predict.py"
+
+
+@pytest.fixture(autouse=True)
+def fresh_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLVIZ_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def open_page(page: str, **query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"dataset": "digits", "backbone": "pixels", **query})
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def train_run(at: AppTest, head: str = "logistic", **widgets) -> AppTest:
+    at.radio(key="w.head").set_value(head).run()
+    for key, value in widgets.items():
+        sliders = [w for w in [*at.slider, *at.select_slider] if w.key == f"w.{key}"]
+        sliders[0].set_value(value).run()
+    at.button(key="train.start").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_train_page_trains_a_head_and_records_the_run(fresh_home):
+    at = open_page(TRAIN)
+    assert "feature-extraction" in at.selectbox(key="w.mode").options
+    train_run(at, "knn", knn_k=3)
+    val = float(metric(at, "Val accuracy").rstrip("%")) / 100
+    assert val > 0.8  # digits on raw pixels with 3-NN is easy
+    runs = Ledger().list_runs()
+    assert len(runs) == 1 and runs.loc[0, "head"] == "knn"
+    assert runs.loc[0, "val_accuracy"] == pytest.approx(val, abs=0.0006)
+    assert Ledger().get_run(int(runs.loc[0, "id"]))["config"]["head_params"]["n_neighbors"] == 3
+    # the mistakes of the confusion matrix, biggest cell first, with their thumbnails
+    cell = at.selectbox(key="train.cell")
+    assert cell.index == 0 and "predicted" in cell.options[0]
+    t, p = map(int, cell.value.split(","))
+    assert t != p
+    assert len(at.get("image")) >= 1
+
+
+def test_train_page_mlp_live_curve_history_lands_in_the_ledger():
+    at = open_page(TRAIN)
+    train_run(at, "mlp", mlp_hidden=32, epochs=3)
+    run = Ledger().list_runs().iloc[0]
+    hist = Ledger().history(int(run["id"]))
+    assert list(hist["epoch"]) == [1, 2, 3]
+    assert hist["val_acc"].notna().all() and hist["train_loss"].notna().all()
+    assert len(at.get("plotly_chart")) >= 2  # live curves + confusion matrix
+
+
+def test_train_page_picking_a_correct_cell_shows_its_images():
+    at = open_page(TRAIN)
+    train_run(at, "logistic")
+    cell = at.selectbox(key="train.cell")
+    correct = next(i for i, o in enumerate(cell.options) if "correct" in o)
+    cell.select_index(correct).run()
+    t, p = map(int, at.selectbox(key="train.cell").value.split(","))
+    assert t == p
+    assert not at.exception
+    assert len(at.get("image")) >= 1
+
+
+def test_stop_cancels_a_running_training_job():
+    """ui.jobs: Stop sets the event, tlviz's should_stop sees it, the run becomes cancelled."""
+    def script():
+        import streamlit as st
+
+        from tlviz.train import Cancelled, TrainConfig, train
+        from ui import jobs
+
+        cfg = TrainConfig(dataset="digits", backbone="pixels", head="mlp",
+                          head_params={"hidden": 8}, epochs=500)
+
+        def work(j):
+            def on_epoch(rec):
+                j.on_epoch(rec)
+                if rec["epoch"] == 2:
+                    j.stop.set()  # what the Stop button's jobs.request_stop does
+            return train(cfg, on_epoch=on_epoch, should_stop=j.should_stop)
+
+        job = jobs.start("train", "t", work)
+        jobs.watch(job, lambda j: None, every=0.05)
+        st.write(f"cancelled={isinstance(job.error, Cancelled)} epochs={len(job.records)}")
+
+    at = AppTest.from_function(script, default_timeout=120).run()
+    assert not at.exception, at.exception
+    assert at.markdown[0].value == "cancelled=True epochs=2"
+    assert Ledger().list_runs().loc[0, "status"] == "cancelled"
+
+
+def test_compare_empty_ledger_says_what_to_do():
+    at = open_page(COMPARE)
+    assert "No runs yet" in at.info[0].value
+
+
+def test_compare_overlays_runs_exports_and_deletes():
+    at = open_page(TRAIN)
+    train_run(at, "knn")
+    train_run(at, "logistic")
+    ids = [str(i) for i in Ledger().list_runs()["id"]]
+    at.switch_page(COMPARE).run()
+    assert not at.exception
+    picked = at.multiselect(key="w.runs")
+    assert sorted(picked.value) == sorted(ids)
+    fig = at.get("plotly_chart")[0].proto.spec
+    assert "#" + ids[0] in fig and "#" + ids[1] in fig
+    assert len(at.dataframe[0].value) == 2
+    # a link with ?runs= opens just those runs
+    at2 = open_page(COMPARE, runs=ids[1])
+    assert at2.multiselect(key="w.runs").value == [ids[1]]
+    assert len(at2.dataframe[0].value) == 1
+    # delete needs the confirmation tick
+    assert at2.button(key="compare.delete").disabled
+    at2.checkbox(key="compare.sure").check().run()
+    at2.button(key="compare.delete").click().run()
+    assert not at2.exception, at2.exception
+    assert [str(i) for i in Ledger().list_runs()["id"]] == [ids[0]]
+
+
+def test_predict_empty_ledger_says_what_to_do():
+    at = open_page(PREDICT)
+    assert "No finished runs" in at.info[0].value
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_predict_uploaded_image_shows_probabilities():
+    from sklearn.datasets import load_digits
+
+    at = open_page(TRAIN)
+    train_run(at, "logistic")
+    at.switch_page(PREDICT).run()
+    assert not at.exception
+    d = load_digits()
+    k = int(np.flatnonzero(d.target == 7)[0])
+    img = np.clip(d.images[k] * 255 / 16, 0, 255).astype(np.uint8)
+    at.file_uploader(key="predict.upload").set_value(("seven.png", _png(img), "image/png")).run()
+    assert not at.exception, at.exception
+    assert metric(at, "Prediction") == "7"
+    bars = at.get("plotly_chart")[0].proto.spec
+    assert '"orientation":"h"' in bars.replace(" ", "")
+
+
+@pytest.mark.parametrize("make", [bad.make_truncated_png, bad.make_text_as_jpg,
+                                  bad.make_zero_byte])
+def test_predict_bad_upload_is_an_error_message(tmp_path, make):
+    led = Ledger()
+    rid = led.start_run({"dataset": "digits", "backbone": "pixels", "head": "knn"})
+    led.finish_run(rid, val_accuracy=0.5)
+    at = open_page(PREDICT)
+    path = make(tmp_path)
+    at.file_uploader(key="predict.upload").set_value((path.name, path.read_bytes(),
+                                                      "image/png")).run()
+    assert not at.exception, at.exception
+    assert at.error and at.error[0].value.startswith("Cannot use this image:")
+
+
+def test_predict_run_without_weights_is_an_error_message():
+    led = Ledger()
+    rid = led.start_run({"dataset": "digits", "backbone": "pixels", "head": "knn"})
+    led.finish_run(rid, val_accuracy=0.5)  # completed, but no weights stored
+    at = open_page(PREDICT)
+    at.file_uploader(key="predict.upload").set_value(
+        ("x.png", _png(np.zeros((8, 8), np.uint8)), "image/png")).run()
+    assert not at.exception, at.exception
+    assert "cannot predict" in at.error[0].value
