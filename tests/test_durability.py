@@ -268,9 +268,13 @@ def test_upload_interrupted_mid_extraction_is_redone(tmp_path):
     next(dest.rglob("*.png")).write_bytes(b"half")
     leftover = dest.with_name(f".{dest.name}.99999.1.part")
     leftover.mkdir()
+    alive = dest.with_name(f".{dest.name}.{os.getpid()}.2.part")  # another upload, in progress
+    alive.mkdir()
     again = load_dataset(z)
     assert len(again) == len(first) and not again.skipped
     assert again.fingerprint == first.fingerprint
+    assert not leftover.exists() and alive.exists()  # the dead process's part-folder is gone
+    alive.rmdir()
 
 
 @pytest.mark.parametrize("how", ["truncate", "garbage", "empty"])

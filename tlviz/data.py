@@ -13,6 +13,7 @@ in ``dataset.skipped`` with a reason; nothing here raises on bad images.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -404,6 +405,16 @@ def _read_marker(folder: Path) -> tuple[Path, list[tuple[str, str]]] | None:
     return root, skipped
 
 
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def _extract_zip(zip_path: Path, name: str | None) -> tuple[Path, list[tuple[str, str]]]:
     limits = default_limits()
     size = zip_path.stat().st_size
@@ -422,6 +433,9 @@ def _extract_zip(zip_path: Path, name: str | None) -> tuple[Path, list[tuple[str
     # Extract into a private folder, mark it complete, then rename it into place: a crash
     # leaves only a hidden folder, and concurrent uploads of the same zip all succeed.
     work = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
+    for old in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):  # left by a crash
+        if not _pid_alive(old.name.split(".")[-3]):
+            shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     try:
         result = safe_extract_zip(zip_path, work / "data", limits)
