@@ -194,5 +194,7 @@ def test_unicode_emoji_and_html_class_folders_survive(tmp_path):
 
 def test_a_folder_of_only_junk_is_a_clear_error(tmp_path):
     z = _zip(tmp_path / "junk.zip", [("a.txt", b"x"), ("b/readme.md", b"y")])
-    with pytest.raises(DatasetError, match=r"junk.zip: no readable images"):
+    with pytest.raises(DatasetError, match=r"^junk.zip: no readable images found in the archive: "
+                                           r"expected class folders"):
         load_dataset(z)
+    assert not list(config.user_datasets_dir().glob("junk*"))  # not kept as a broken dataset

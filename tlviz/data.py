@@ -533,11 +533,16 @@ def load_dataset(ref: str | os.PathLike, seed: int = 0, download: bool = False,
     if str(ref) not in _REGISTRY and p.suffix.lower() == ".zip" and p.is_file():
         try:
             root, zip_skipped = _extract_zip(p, None)
-            ds = scan_folder(root, p.stem, seed)
         except (BadArchive, DatasetError) as e:
             raise DatasetError(f"{p.name}: {e}") from e
         except OSError as e:
             raise DatasetError(f"{p.name}: could not extract ({e.strerror or e})") from e
+        try:
+            ds = scan_folder(root, p.stem, seed)
+        except DatasetError as e:  # nothing usable inside: do not keep it as a dataset
+            users = config.user_datasets_dir()
+            shutil.rmtree(next(d for d in (root, *root.parents) if d.parent == users))
+            raise DatasetError(f"{p.name}: {str(e).replace(str(root), 'the archive')}") from e
         ds.skipped[:0] = zip_skipped
         return ds
     if str(ref) not in _REGISTRY and p.is_dir():
