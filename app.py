@@ -64,23 +64,24 @@ st.markdown("A network trained on millions of photos has already learned to *see
             "eyes, and a handful of your own images per class is enough to build a classifier.")
 
 best = _best_per_step(choices.dataset)
+st.caption(f"Best validation accuracy on **{esc(choices.dataset)}** so far, from the run ledger.")
 for col, (title, text), result in zip(st.columns(3, gap="medium", border=True), STEPS, best):
     with col:
         st.markdown(f"#### {title}")
         if result is None:
-            st.metric(f"val accuracy on {esc(choices.dataset)}", "—",
+            st.metric("val accuracy", "—",
                       help="No run yet on this dataset: train one (button below or Train page).")
         else:
-            st.metric(f"val accuracy on {esc(choices.dataset)}", f"{result[0]:.1%}",
+            st.metric("val accuracy", f"{result[0]:.1%}",
                       help=f"best completed run: {result[1]}")
         st.write(text)
 
 story_backbone = choices.backbone if choices.backbone != "pixels" else "mobilenet_v2"
-left, right = st.columns([1, 2], vertical_alignment="center")
-if left.button(f"Show steps 1 and 2 on {esc(choices.dataset)}", type="primary", key="run_story",
+left, right = st.columns([1, 1.6], vertical_alignment="center")
+if left.button("Run steps 1 and 2 now", type="primary", key="run_story",
                icon=":material/play_arrow:",
-               help=f"Trains pixels + logistic and {story_backbone} + logistic; both runs go to "
-                    "the ledger (see Compare)."):
+               help=f"Trains pixels + logistic and {story_backbone} + logistic on "
+                    f"{choices.dataset}; both runs go to the ledger (see Compare)."):
     try:
         _run_story(choices, story_backbone)
         st.rerun()

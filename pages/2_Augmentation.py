@@ -3,7 +3,6 @@ of augmented versions (redrawn with a seed) and as the equivalent torchvision co
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from tlviz.augment import FILL_MODES, AugmentConfig, preview, to_code
@@ -48,10 +47,10 @@ controls, view = st.columns([1, 2.5], gap="large")
 with controls:
     b1, b2 = st.columns(2)
     b1.button("Book", on_click=_preset, args=(BOOK,), key="aug_book", width="stretch",
-              icon=":material/menu_book:", help="The book's generator: rotation 40°, shifts 0.2, "
+              help="The book's generator: rotation 40°, shifts 0.2, "
               "shear 0.2 rad, zoom 0.2, horizontal flip")
     b2.button("None", on_click=_preset, args=(AugmentConfig.none(),), key="aug_none",
-              width="stretch", icon=":material/block:", help="No augmentation at all")
+              width="stretch", help="No augmentation at all")
     values: dict = {}
     for name, fld, label, hi, step, help_ in SLIDERS:
         if choices.presenter and fld in ("brightness_range", "contrast_range"):
@@ -87,14 +86,14 @@ with view:
     split = "train" if "train" in ds.split_names else None
     pool = ds.indices(split)
     classes = [c for k, c in enumerate(ds.classes) if (ds.labels[pool] == k).any()]
-    thumb, c1, c2, c3 = st.columns([0.8, 2, 1, 1], vertical_alignment="bottom")
+    thumb, c1, c2, c3 = st.columns([0.8, 1.7, 1.1, 1.1], vertical_alignment="bottom")
     cls = c1.selectbox("Image of class", classes, **state.widget("aug_class", classes[0], classes))
     in_class = pool[ds.labels[pool] == ds.classes.index(cls)]
     pick = state.get("aug_pick", 0) % len(in_class)
-    if c2.button("Other image", key="aug_another", width="stretch"):
-        pick = int(np.random.default_rng().integers(len(in_class)))
+    if c2.button("Next image", key="aug_another", width="stretch"):
+        pick = (pick + 1) % len(in_class)
         state.set("aug_pick", pick, default=0)
-    c3.button("Redraw", icon=":material/casino:", on_click=_redraw, key="aug_redraw",
+    c3.button("Redraw", on_click=_redraw, key="aug_redraw",
               width="stretch", help="new random draws (the seed is in the link)")
     seed = state.sync("aug_seed", 0)
     index = int(in_class[pick])

@@ -193,6 +193,9 @@ def test_augmentation_grid_and_code_follow_the_controls(tiny):
     at.button(key="aug_redraw").click().run()
     assert at.query_params["aug_seed"] == "1"
     assert [len(i.proto.imgs) for i in at.image] == [1, 12]  # the original, then the grid
+    first = at.image[0].proto.imgs[0].url
+    at.button(key="aug_another").click().run()
+    assert at.query_params["aug_pick"] == "1" and at.image[0].proto.imgs[0].url != first
 
 
 def test_augmentation_link_with_out_of_range_value_falls_back(tiny):
