@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from tlviz.curves import (
@@ -15,6 +13,7 @@ from tlviz.curves import (
 )
 from tlviz.heads import HEAD_HELP
 from ui import cache, jobs, sidebar, state, widgets
+from ui.text import esc
 
 st.set_page_config(page_title="tlviz · Train", page_icon="🏋️", layout="wide")
 choices = sidebar.render()
@@ -45,17 +44,33 @@ def current_augment():
     """The user's augmentation from the Augmentation page when set there, else the book's."""
     from tlviz.augment import AugmentConfig
 
-    stored = getattr(state, "augment_config", None)
-    cfg = stored() if callable(stored) else None
-    if cfg is None:
-        raw = state.get("augment_config", {})
-        try:
-            cfg = AugmentConfig.from_dict(raw) if raw else None
-        except (TypeError, ValueError):
-            cfg = None
+    try:
+        cfg = AugmentConfig.from_dict(state.augment() or {})
+    except (TypeError, ValueError):
+        cfg = None
     if cfg is None or cfg.is_identity:
         return AugmentConfig.book(), "the book's preset (rotation 40°, shifts 0.2, zoom 0.2, flip)"
     return cfg, "your settings from the Augmentation page"
+
+
+def mode_options(mode: str, advanced: bool) -> tuple[dict, int]:
+    """Widgets for a tlviz.finetune mode; returns (extra options, epochs)."""
+    from tlviz.finetune import DEFAULTS
+
+    d = DEFAULTS.get(mode, {})
+    hi = 50 if mode == "fine-tune" else 100
+    epochs = int(st.slider("Epochs", 1, hi, **state.widget(f"{mode}_epochs",
+                                                           int(d.get("epochs", 10)))))
+    extra = {}
+    if mode == "fine-tune":
+        extra["n_trainable_blocks"] = int(st.slider(
+            "Blocks to unfreeze", 1, 3, help="How many of the backbone's last blocks train.",
+            **state.widget("ft_blocks", int(d.get("n_trainable_blocks", 1)))))
+    elif advanced and "hidden" in d:
+        extra["hidden"] = int(st.select_slider("Hidden units", HIDDEN,
+                                               **state.widget("px_hidden", int(d["hidden"]),
+                                                              HIDDEN)))
+    return extra, epochs
 
 
 def head_params(head: str, advanced: bool) -> tuple[dict, int | None]:
@@ -118,6 +133,7 @@ with c1:
     if aug_on:
         st.caption(f"Using {aug_from}." + (" Two augmented copies of each training image "
                    "are embedded (slower)." if mode == "feature-extraction" else ""))
+extra: dict = {}
 with c2:
     if mode == "feature-extraction":
         heads = list(HEAD_HELP)
@@ -125,13 +141,14 @@ with c2:
                         **state.widget("head", "logistic", heads))
         st.caption(HEAD_HELP[head])
     else:
-        head = "mlp"
-        st.markdown(f"**{mode}** trains its own network; the settings are its epochs.")
+        head = "logistic"
+        st.markdown(f"**{mode}** trains its own network; its settings are on the right.")
 with c3:
     if mode == "feature-extraction":
         params, epochs = head_params(head, advanced)
     else:
-        params, epochs = {}, int(st.slider("Epochs", 1, 50, **state.widget("mode_epochs", 8)))
+        params = {}
+        extra, epochs = mode_options(mode, advanced)
     seed = int(st.number_input("Run seed", 0, 10_000, **state.widget("train_seed", 0))) \
         if advanced else int(state.get("train_seed", 0))
 
@@ -145,12 +162,12 @@ if start:
     from tlviz.train import TrainConfig, train
 
     cfg = TrainConfig(dataset=choices.dataset, backbone=choices.backbone, head=head,
-                      head_params=params, mode=mode, epochs=epochs, seed=seed,
-                      augment=aug_cfg.to_dict() if aug_on else None)
-    dataset = ds
+                      head_params=params, mode=mode, epochs=epochs, seed=seed, extra=extra,
+                      augment=aug_cfg.to_dict() if aug_on else {})  # {}: explicitly off
+    dataset, led = ds, cache.ledger()  # resolved here: the thread never calls streamlit
 
     def work(j: jobs.Job):
-        return train(cfg, dataset=dataset, ledger=cache.ledger(), progress=j.on_progress,
+        return train(cfg, dataset=dataset, ledger=led, progress=j.on_progress,
                      on_epoch=j.on_epoch, should_stop=j.should_stop)
 
     jobs.start("train", run_label(cfg), work, cfg=cfg, ref=choices.dataset, seed=choices.seed)
@@ -160,7 +177,7 @@ if start:
 # ----------------------------------------------------------------------------- live + results
 
 if job is not None:
-    st.subheader(f"Run: {job.name}")
+    st.subheader(f"Run: {esc(job.name)}")
     status_slot, chart_slot = st.empty(), st.empty()
     draws = iter(range(1_000_000))
 
@@ -187,10 +204,10 @@ if job is not None:
     if isinstance(job.error, Cancelled):
         st.warning("Training stopped. The run is in the ledger as *cancelled*.")
     elif isinstance(job.error, WeightsUnavailable):
-        st.error(f"**{job.meta['cfg'].backbone}** weights are not on this machine: {job.error} "
-                 "Pick another backbone in the sidebar.")
+        st.error(f"**{esc(job.meta['cfg'].backbone)}** weights are not on this machine: "
+                 f"{esc(job.error)} Pick another backbone in the sidebar.")
     elif job.error is not None:
-        st.error(f"Training failed: {job.error}")
+        st.error(f"Training failed: {esc(job.error)}")
         with st.expander("Details"):
             st.code(job.error_trace, language=None)
     elif job.result is not None:
@@ -244,8 +261,8 @@ if job is not None:
                 shown = hits[:24]
                 if len(shown):
                     thumbs = [cache.thumbnail(ref, int(i), 112, dseed) for i in shown]
-                    names = [Path(ds.path(int(i))).name if ref == choices.dataset else str(i)
-                             for i in shown]
+                    names = [widgets.file_label(ds, int(i)) if ref == choices.dataset
+                             else str(i) for i in shown]
                     widgets.image_grid(thumbs, names, columns=4)
                     if len(hits) > len(shown):
                         st.caption(f"… and {len(hits) - len(shown)} more.")
@@ -256,8 +273,10 @@ if job is not None:
 
 st.divider()
 st.subheader("The ladder")
-st.caption("The whole story in one click: raw pixels → frozen backbone + head → + augmentation "
-           "→ fine-tuning, each with three seeds, on the current dataset and backbone.")
+st.caption("The whole story in one click, each rung with three seeds on the current dataset "
+           "and backbone: raw pixels → small CNN from scratch (± augmentation) → frozen "
+           "backbone + logistic head → fine-tuning the last block. About ten minutes for a few "
+           "hundred images on a laptop CPU; Stop keeps the rungs already done.")
 try:
     from tlviz.ladder import run_ladder
 except ImportError:
@@ -266,11 +285,11 @@ except ImportError:
 
 if run_ladder is not None:
     if st.button("Run the ladder", disabled=busy, key="train.ladder"):
-        ref, backbone = choices.dataset, choices.backbone
+        ref, backbone, led = choices.dataset, choices.backbone, cache.ledger()
 
         def ladder_work(j: jobs.Job):
-            return run_ladder(ref, backbone=backbone, ledger=True, progress=j.on_progress,
-                              should_stop=j.should_stop)
+            return run_ladder(ref, backbone=backbone, ledger=led,
+                              progress=j.on_progress, should_stop=j.should_stop)
 
         jobs.start("ladder", f"ladder · {ref} · {backbone}", ladder_work)
         jobs.forget("train")
@@ -292,11 +311,18 @@ if run_ladder is not None:
         if isinstance(ladder_job.error, Cancelled):
             st.warning("Ladder stopped; the finished runs are in the ledger.")
         elif ladder_job.error is not None:
-            st.error(f"The ladder failed: {ladder_job.error}")
+            st.error(f"The ladder failed: {esc(ladder_job.error)}")
         elif ladder_job.result is not None:
             res = ladder_job.result
+            if res.cancelled:
+                st.warning("Ladder stopped; the rungs finished so far are below.")
             st.plotly_chart(ladder_figure(res.table), config={"displayModeBar": False})
-            st.dataframe(res.table, hide_index=True, width="stretch")
+            st.dataframe(res.table, hide_index=True, width="stretch", column_config={
+                "val_mean": st.column_config.NumberColumn("val mean", format="percent"),
+                "val_std": st.column_config.NumberColumn("val std", format="percent"),
+                "test_mean": st.column_config.NumberColumn("test mean", format="percent"),
+                "seconds_mean": st.column_config.NumberColumn("seconds", format="%.1f"),
+                "run_ids": st.column_config.ListColumn("runs")})
             ids = ",".join(str(i) for i in res.run_ids)
             if st.button("Compare these runs", key="train.ladder_compare", type="primary"):
                 state.set("runs", ids.split(","), url=False)

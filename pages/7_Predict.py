@@ -6,6 +6,7 @@ import streamlit as st
 
 from tlviz.curves import proba_figure
 from ui import cache, sidebar, state
+from ui.text import esc
 
 st.set_page_config(page_title="tlviz · Predict", page_icon="🔮", layout="wide")
 choices = sidebar.render()
@@ -64,7 +65,7 @@ try:
     image = open_image(data)
 except BadImage as e:
     with right:
-        st.error(f"Cannot use this image: {e}. Try a JPEG or PNG photo.")
+        st.error(f"Cannot use this image: {esc(e)}. Try a JPEG or PNG photo.")
     st.stop()
 
 with left:
@@ -78,11 +79,11 @@ with right:
             model = cache.predictor(int(run_key))
             proba = model.predict_proba([image])[0]
     except WeightsUnavailable as e:
-        st.error(f"The backbone of run #{run_key} (**{row['backbone']}**) has no weights on "
-                 f"this machine: {e}")
+        st.error(f"The backbone of run #{run_key} (**{esc(row['backbone'])}**) has no weights "
+                 f"on this machine: {esc(e)}")
         st.stop()
     except (ValueError, KeyError) as e:
-        st.error(f"Run #{run_key} cannot predict: {e}. Pick another run.")
+        st.error(f"Run #{run_key} cannot predict: {esc(e)}. Pick another run.")
         st.stop()
     classes = list(model.classes)
     best = int(proba.argmax())

@@ -117,3 +117,5 @@ def test_ladder_figure_labels_steps_and_shows_test():
     assert list(fig.data[1].y) == [0.58, 0.88]
     no_test = ladder_figure(table.drop(columns="test_mean"))
     assert len(no_test.data) == 1
+    named = table.assign(step=["pixels-mlp", "scratch-cnn+aug"], augment=[False, True])
+    assert list(ladder_figure(named).data[0].x) == ["pixels-mlp", "scratch-cnn+aug"]

@@ -77,6 +77,20 @@ def test_train_page_mlp_live_curve_history_lands_in_the_ledger():
     assert len(at.get("plotly_chart")) >= 2  # live curves + confusion matrix
 
 
+def test_train_page_offers_the_finetune_modes_and_trains_pixels_mlp():
+    at = open_page(TRAIN)
+    modes = at.selectbox(key="w.mode").options
+    assert {"feature-extraction", "pixels-mlp", "scratch-cnn", "fine-tune"} <= set(modes)
+    at.selectbox(key="w.mode").set_value("pixels-mlp").run()
+    at.slider(key="w.pixels-mlp_epochs").set_value(2).run()
+    at.button(key="train.start").click().run()
+    assert not at.exception, at.exception
+    run = Ledger().list_runs().iloc[0]
+    assert (run["mode"], run["status"], run["epochs"]) == ("pixels-mlp", "completed", 2)
+    assert list(Ledger().history(int(run["id"]))["epoch"]) == [1, 2]
+    assert metric(at, "Val accuracy").endswith("%")
+
+
 def test_train_page_picking_a_correct_cell_shows_its_images():
     at = open_page(TRAIN)
     train_run(at, "logistic")

@@ -187,10 +187,13 @@ def ladder_figure(table, *, height: int = 360) -> go.Figure:
 
 
 def _ladder_label(r: Mapping) -> str:
-    step = r.get("step")
-    mode = str(r.get("mode", ""))
+    """``scratch-cnn+aug`` for named steps; ``2. mode + aug`` for numbered ones."""
+    step, mode = r.get("step"), str(r.get("mode", ""))
     aug = r.get("augment")
-    aug_txt = " + aug" if aug and str(aug).lower() not in ("false", "none", "0", "off") else ""
+    aug_on = bool(aug) and str(aug).lower() not in ("false", "none", "0", "off", "{}")
+    if isinstance(step, str) and step:
+        return step if not aug_on or "aug" in step else f"{step} + aug"
+    aug_txt = " + aug" if aug_on else ""
     return f"{step}. {mode}{aug_txt}" if step is not None else f"{mode}{aug_txt}"
 
 
