@@ -71,7 +71,8 @@ class Projector:
         Z = X
         if cfg.method == "pca" or (cfg.pca_first and d > cfg.pca_first and n > cfg.pca_first):
             k = cfg.dim if cfg.method == "pca" else cfg.pca_first
-            self.pca_ = PCA(n_components=min(k, n, d), random_state=cfg.seed).fit(X)
+            solver = "covariance_eigh" if n >= 2 * d else "auto"  # d x d Gram: fast, exact
+            self.pca_ = PCA(n_components=min(k, n, d), svd_solver=solver, random_state=cfg.seed).fit(X)
             Z = self.pca_.transform(X).astype(np.float32)
         if cfg.method == "pca":
             emb = Z
