@@ -17,6 +17,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 
@@ -24,6 +26,7 @@ class _StateMixin:
     """Learned state as a dict of numpy arrays, and back."""
 
     _state_keys: tuple[str, ...] = ()
+    _dim_key = "mean_"  # a state array whose last axis is the number of features
 
     def get_state(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(getattr(self, k)) for k in self._state_keys}
@@ -31,27 +34,35 @@ class _StateMixin:
     def set_state(self, state: dict[str, np.ndarray]):
         for k in self._state_keys:
             setattr(self, k, np.asarray(state[k]))
+        self.n_features_in_ = int(np.asarray(state[self._dim_key]).shape[-1])
         return self
 
 
-def _as_xy(X, y=None):
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ValueError("X must be a 2D array (n_samples, n_features)")
-    return (X, None) if y is None else (X, np.asarray(y))
+def _fit_xy(est, X, y):
+    """Checked float32 (X, y) for ``fit`` (finite, 2D, same length, class labels)."""
+    X, y = validate_data(est, X, y, dtype=np.float32)
+    check_classification_targets(y)
+    return X, y
+
+
+def _predict_x(est, X):
+    """Checked float32 X for prediction: fitted, 2D, finite, as many features as in fit."""
+    check_is_fitted(est)
+    return validate_data(est, X, dtype=np.float32, reset=False)
 
 
 class KNNHead(_StateMixin, ClassifierMixin, BaseEstimator):
     """k-nearest neighbours (cosine or euclidean) — Teachable Machine's and LearningML's head."""
 
     _state_keys = ("X_", "y_", "classes_")
+    _dim_key = "X_"
 
     def __init__(self, n_neighbors: int = 5, metric: str = "cosine"):
         self.n_neighbors = n_neighbors
         self.metric = metric
 
-    def fit(self, X, y, **_):
-        X, y = _as_xy(X, y)
+    def fit(self, X, y):
+        X, y = _fit_xy(self, X, y)
         self.classes_ = np.unique(y)
         self.X_, self.y_ = X, y
         self.history_ = []
@@ -63,7 +74,7 @@ class KNNHead(_StateMixin, ClassifierMixin, BaseEstimator):
         return X
 
     def predict_proba(self, X):
-        X, _ = _as_xy(X)
+        X = _predict_x(self, X)
         A, B = self._prep(X), self._prep(self.X_)
         k = max(1, min(self.n_neighbors, len(B)))
         d = -(A @ B.T) if self.metric == "cosine" else (
@@ -76,7 +87,8 @@ class KNNHead(_StateMixin, ClassifierMixin, BaseEstimator):
         return proba
 
     def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        proba = self.predict_proba(X)  # checks X (and being fitted) first
+        return self.classes_[proba.argmax(1)]
 
 
 class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
@@ -98,12 +110,12 @@ class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
             X = X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-12)
         return (X - self.mean_) / self.scale_
 
-    def fit(self, X, y, **_):
+    def fit(self, X, y):
         from sklearn.linear_model import LogisticRegression
 
         if self.normalize not in ("l2", "standard", "none"):
             raise ValueError("normalize must be l2, standard or none")
-        X, y = _as_xy(X, y)
+        X, y = _fit_xy(self, X, y)
         self.mean_ = np.zeros(X.shape[1], np.float32)
         self.scale_ = np.ones(X.shape[1], np.float32)
         if self.normalize == "standard":
@@ -111,24 +123,27 @@ class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
         lr.fit(self._norm(X), y)
         self.coef_, self.intercept_, self.classes_ = lr.coef_, lr.intercept_, lr.classes_
+        self.n_iter_ = lr.n_iter_
         self.history_ = []
         return self
 
     def decision_function(self, X):
-        X, _ = _as_xy(X)
-        return self._norm(X) @ self.coef_.T + self.intercept_
+        X = _predict_x(self, X)
+        z = self._norm(X) @ self.coef_.T + self.intercept_
+        return z[:, 0] if z.shape[1] == 1 else z  # binary: one score per row, as in sklearn
 
     def predict_proba(self, X):
         z = self.decision_function(X)
-        if z.shape[1] == 1:  # binary: sklearn keeps one column
-            p = 1 / (1 + np.exp(-z[:, 0]))
+        if z.ndim == 1:  # binary
+            p = 1 / (1 + np.exp(-z))
             return np.c_[1 - p, p]
         z = z - z.max(1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(1, keepdims=True)
 
     def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        proba = self.predict_proba(X)  # checks X (and being fitted) first
+        return self.classes_[proba.argmax(1)]
 
 
 class _MLP(nn.Module):
@@ -171,7 +186,7 @@ class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y, X_val=None, y_val=None, on_epoch: EpochCallback | None = None):
         """Train; ``on_epoch(record)`` is called after each epoch and may return True to stop."""
-        X, y = _as_xy(X, y)
+        X, y = _fit_xy(self, X, y)
         torch.manual_seed(self.seed)
         g = torch.Generator().manual_seed(self.seed)
         self.classes_ = np.unique(y)
@@ -225,13 +240,14 @@ class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
-        X, _ = _as_xy(X)
+        X = _predict_x(self, X)
         with torch.no_grad():
             z = self.module_(torch.from_numpy((X - self.mean_) / self.scale_))
             return torch.softmax(z, 1).numpy()
 
     def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        proba = self.predict_proba(X)  # checks X (and being fitted) first
+        return self.classes_[proba.argmax(1)]
 
     def get_state(self) -> dict[str, np.ndarray]:
         state = {f"module.{k}": v.detach().numpy() for k, v in self.module_.state_dict().items()}
@@ -241,7 +257,7 @@ class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
     def set_state(self, state: dict[str, np.ndarray]):
         self.mean_, self.scale_ = state["mean_"], state["scale_"]
         self.classes_ = state["classes_"]
-        d_in = self.mean_.shape[0]
+        d_in = self.n_features_in_ = self.mean_.shape[0]
         self.module_ = self._module(d_in, len(self.classes_))
         self.module_.load_state_dict({k[7:]: torch.from_numpy(np.asarray(v))
                                       for k, v in state.items() if k.startswith("module.")})
@@ -263,6 +279,10 @@ def create_head(name: str, **params):
         cls = HEADS[name]
     except KeyError:
         raise ValueError(f"unknown head {name!r}; use one of {', '.join(HEADS)}") from None
+    known = cls._get_param_names()
+    if unknown := sorted(set(params) - set(known)):
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for the {name} head; "
+                         f"it takes {', '.join(known)}")
     return cls(**params)
 
 
