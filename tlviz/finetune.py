@@ -53,7 +53,7 @@ DEFAULTS: dict[str, dict] = {
     "scratch-cnn": {"epochs": 30, "image_size": 64, "width": 16, "dense": 128, "dropout": 0.5,
                     "lr": 1e-3, "optimizer": "adam", "batch_size": 32, "weight_decay": 0.0,
                     "patience": None},
-    "fine-tune": {"epochs": 10, "n_trainable_blocks": 1, "lr": 1e-4, "optimizer": "rmsprop",
+    "fine-tune": {"epochs": 10, "n_trainable_blocks": 1, "lr": 1e-5, "optimizer": "rmsprop",
                   "batch_size": 32, "augment_views": 3, "head_epochs": 30, "head_lr": 1e-3,
                   "hidden": 0, "dropout": 0.6, "weight_decay": 0.0, "patience": None},
 }
@@ -198,8 +198,8 @@ class _TailModel(nn.Module):
 
 def _optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
     name = name.lower()
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":  # Keras' defaults (rho 0.9, epsilon 1e-7), as in the book
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, weight_decay=weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
@@ -429,22 +429,43 @@ def _activations(ctx: Context, key: tuple, images: torch.Tensor, idx: np.ndarray
 
 def _fit_head(ctx: Context, head: nn.Module, X: np.ndarray, y: np.ndarray, Xv: np.ndarray,
               yv: np.ndarray, epochs: int, lr: float, seed: int) -> dict:
-    """Phase 1: the head alone on frozen features. Returns the epoch-0 record."""
-    gen = torch.Generator().manual_seed(seed + 1)
-    Xt, yt = torch.from_numpy(np.asarray(X, np.float32)), torch.from_numpy(y).long()
-    Xvt, yvt = torch.from_numpy(np.asarray(Xv, np.float32)), torch.from_numpy(yv).long()
-    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    """Phase 1: the head alone on frozen features. Returns the epoch-0 record.
+
+    A linear head is fitted to convergence (scikit-learn's logistic regression, then
+    copied into the torch layer) so that even a dozen images give a sensible start; a
+    hidden-layer head trains with Adam for at least 300 steps.
+    """
+    X, Xv = np.asarray(X, np.float32), np.asarray(Xv, np.float32)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y).long()
+    Xvt, yvt = torch.from_numpy(Xv), torch.from_numpy(yv).long()
     loss_fn = nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        head.train()
-        perm = torch.randperm(len(Xt), generator=gen)
-        for k in range(0, len(Xt), 32):
-            b = perm[k:k + 32]
-            loss = loss_fn(head(Xt[b]), yt[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        ctx.check_stop()
+    if len(head) == 1 and len(np.unique(y)) > 1:
+        from sklearn.linear_model import LogisticRegression
+
+        lr_ = LogisticRegression(C=1.0, max_iter=3000).fit(X, y)
+        coef, icpt, cls = lr_.coef_, lr_.intercept_, lr_.classes_
+        if coef.shape[0] == 1:  # binary: softmax([-z/2, z/2]) == sigmoid(z)
+            coef, icpt = np.r_[-coef / 2, coef / 2], np.r_[-icpt / 2, icpt / 2]
+        W = np.zeros(tuple(head[0].weight.shape), np.float32)
+        b = np.full(head[0].bias.shape, -20.0, np.float32)  # classes absent from train
+        W[cls], b[cls] = coef, icpt
+        with torch.no_grad():
+            head[0].weight.copy_(torch.from_numpy(W))
+            head[0].bias.copy_(torch.from_numpy(b))
+    else:
+        gen = torch.Generator().manual_seed(seed + 1)
+        opt = torch.optim.Adam(head.parameters(), lr=lr)
+        steps_per_epoch = max(1, -(-len(Xt) // 32))
+        for _ in range(max(epochs, -(-300 // steps_per_epoch))):
+            head.train()
+            perm = torch.randperm(len(Xt), generator=gen)
+            for k in range(0, len(Xt), 32):
+                b_ = perm[k:k + 32]
+                loss = loss_fn(head(Xt[b_]), yt[b_])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            ctx.check_stop()
     head.eval()
     with torch.no_grad():
         z, zv = head(Xt), head(Xvt)

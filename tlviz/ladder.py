@@ -135,16 +135,16 @@ def repeated_runs(cfg: TrainConfig, seeds: Sequence[int] = (0, 1, 2), *,
 
 
 def resolve_steps(modes: Sequence[str] | None) -> list[Step]:
-    """Ladder steps by name (``scratch-cnn+aug`` …) or mode; None = the whole ladder."""
+    """Ladder steps by name (``scratch-cnn+aug`` …) or mode, in ladder order; None = all."""
     if modes is None:
         return list(STEPS)
-    out = []
+    chosen = set()
     for m in modes:
-        hits = [s for s in STEPS if s.name == m] or [s for s in STEPS if s.mode == m]
+        hits = [s.name for s in STEPS if s.name == m] or [s.name for s in STEPS if s.mode == m]
         if not hits:
             raise ValueError(f"unknown ladder step {m!r}; use some of {', '.join(STEP_NAMES)}")
-        out += [s for s in hits if s not in out]
-    return out
+        chosen.update(hits)
+    return [s for s in STEPS if s.name in chosen]
 
 
 def run_ladder(dataset: str | ImageDataset, *, backbone: str = "mobilenet_v2",
@@ -179,7 +179,7 @@ def run_ladder(dataset: str | ImageDataset, *, backbone: str = "mobilenet_v2",
         cfg = TrainConfig(dataset=name, backbone=backbone, head=head, mode=step.mode,
                           augment=aug, epochs=epochs, name=f"ladder: {step.name}", extra=extra)
 
-        def prog(done, tot, msg, base=si * len(seeds)):
+        def prog(done, tot, msg, base=si * len(seeds), step=step):
             if progress:
                 progress(base + done, total, f"{step.name}: {msg}")
 
