@@ -132,7 +132,7 @@ with tab_cam:
                 "image files), save. 10–30 photos per class are plenty with a frozen backbone.")
     photos: dict[int, dict[str, bytes]] = st.session_state.setdefault("cam_photos", {})
     seen: set[str] = st.session_state.setdefault("cam_seen", set())  # cleared stay cleared
-    n_cls = st.number_input("Number of classes", 2, 6, 2, key="cam_n")
+    n_cls = st.columns([1, 3])[0].number_input("Number of classes", 2, 6, 2, key="cam_n")
     cols = st.columns(int(n_cls))
     names = []
     for k, col in enumerate(cols):

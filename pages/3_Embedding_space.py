@@ -86,8 +86,6 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             st.error(f"{METHODS[method]} failed on {esc(bb)} ({type(e).__name__}): {esc(e)}")
             continue
         st.markdown(f"#### {esc(bb)}")
-        how = "from cache" if emb.from_cache else f"embedded in {emb.seconds:.0f} s"
-        st.caption(f"{emb.features.shape[1]:,} features per image · {how}")
         mcols = st.columns(3)
         for mcol, (key, label, fmt) in zip(mcols, METRICS):
             mcol.metric(label, fmt.format(report[key]), help=METRIC_HELP[key] +
@@ -100,8 +98,10 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
         event = st.plotly_chart(fig, width="stretch", key=f"emb_plot_{k}",
                                 on_select="rerun" if dim == 2 else "ignore",
                                 selection_mode=("points", "box", "lasso"))
-        if emb.failed:
-            st.caption(f"{len(emb.failed)} image(s) could not be embedded and are left out.")
+        how = "from cache" if emb.from_cache else f"embedded in {emb.seconds:.0f} s"
+        left_out = f" · {len(emb.failed)} unreadable image(s) left out" if emb.failed else ""
+        st.caption(f"{len(idx):,} images · {emb.features.shape[1]:,} features each · {how}"
+                   f"{left_out}")
         if dim == 2 and event and event.selection.points:
             picked = [_index(p["customdata"]) for p in event.selection.points if "customdata" in p]
             if picked and picked != selected:

@@ -267,3 +267,23 @@ def test_embedding_features_match_the_library(tiny):
     expected = separation_report(X, y)
     assert _metrics(at)["silhouette"] == [f"{expected['silhouette']:.2f}"]
     assert np.isfinite(expected["scatter_ratio"])
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def test_embedding_figure_maps_points_back_to_dataset_rows_and_escapes_names():
+    from tlviz.plots import embedding_figure
+
+    coords = np.arange(12, dtype=float).reshape(6, 2)
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    fig = embedding_figure(coords, labels, ["<b>cats</b>", "dogs"], indices=[10, 11, 12, 13, 14, 15],
+                           names=[f"f{i}.jpg" for i in range(6)], highlight=[13, 99])
+    cats, dogs, ring = fig.data
+    assert cats.customdata[:, 0].tolist() == [10, 12, 15] and list(cats.text) == ["f0.jpg", "f2.jpg", "f5.jpg"]
+    assert dogs.customdata[:, 0].tolist() == [11, 13, 14]
+    assert "<b>" not in cats.name and "&lt;b&gt;cats" in cats.hovertemplate
+    assert ring.customdata[:, 0].tolist() == [13] and list(ring.x) == [6.0]  # unknown 99 ignored
+    assert cats.marker.color != dogs.marker.color
+    fig3 = embedding_figure(np.zeros((3, 3)), np.array([0, 0, 1]), ["a", "b"])
+    assert fig3.data[0].type == "scatter3d"

@@ -104,7 +104,7 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
     return fig
 
 
-def counts_figure(counts, height: int = 320) -> go.Figure:
+def counts_figure(counts, height: int | None = None) -> go.Figure:
     """Images per class as horizontal bars stacked by split (``ImageDataset.counts()``)."""
     split_colors = {"train": "#0072B2", "val": "#E69F00", "test": "#009E73"}
     fig = go.Figure()
@@ -114,8 +114,9 @@ def counts_figure(counts, height: int = 320) -> go.Figure:
             orientation="h", marker_color=split_colors.get(str(split), "#7F7F7F"),
             hovertemplate=f"{split}: %{{x}}<extra>%{{y}}</extra>"))
     fig.update_layout(
-        barmode="stack", height=max(height, 60 + 26 * len(counts)), font=FONT,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"orientation": "h", "y": -0.15},
+        barmode="stack", height=height or max(190, 90 + 30 * len(counts)), font=FONT,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10}, bargap=0.35,
+        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom", "traceorder": "normal"},
         yaxis={"autorange": "reversed", "type": "category"}, xaxis={"title": "images"})
     return fig
 

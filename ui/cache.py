@@ -70,9 +70,11 @@ def datasets() -> list[Availability]:
 
 
 def refresh_datasets() -> None:
-    """Forget the dataset list and loaded datasets (after a download, upload or webcam save)."""
-    _dataset_infos.clear()
-    dataset.clear()
+    """Forget the dataset list and everything derived from loaded datasets (after a download,
+    upload or webcam save: a re-saved dataset may reuse its name). tlviz's disk caches are
+    keyed by content, so nothing is recomputed that did not change."""
+    for fn in (_dataset_infos, dataset, embeddings, projection, separation, thumbnail):
+        fn.clear()
 
 
 @st.cache_data(show_spinner=False)
