@@ -196,10 +196,12 @@ def screenshot(page, path: str | os.PathLike, full_page: bool = False) -> Path:
 
 
 def page_urls(base_url: str, pages_dir: Path = ROOT / "pages") -> dict[str, str]:
-    """Every page in ``pages/`` with its URL (Streamlit's ``1_Data.py`` -> ``/Data``), Home first."""
-    urls = {"Home": base_url + "/"}
-    for f in sorted(pages_dir.glob("*.py")):
-        stem = f.stem
-        name = stem.split("_", 1)[1] if "_" in stem and stem.split("_", 1)[0].isdigit() else stem
-        urls[name] = f"{base_url}/{name}"
-    return urls
+    """Title -> URL of Home and every page in ``pages/``, in order
+    (``3_Embedding_space.py`` -> ``"Embedding space"``: ``/Embedding_space``)."""
+    found = []
+    for f in pages_dir.glob("*.py"):
+        num, _, rest = f.stem.partition("_")
+        path = rest if num.isdigit() and rest else f.stem
+        found.append((int(num) if num.isdigit() else 10_000, path))
+    return {"Home": base_url + "/"} | {p.replace("_", " "): f"{base_url}/{p}"
+                                      for _, p in sorted(found)}
