@@ -94,7 +94,7 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             names = [widgets.file_label(ds, i) for i in range(len(ds))]
         fig = embedding_figure(coords, emb.labels[idx], ds.classes, idx,
                                names=[names[i] for i in idx], highlight=selected or None,
-                               height=460 if len(backbones) == 2 else 560)
+                               height=460 if len(backbones) == 2 else 560, dragmode="pan")
         event = st.plotly_chart(fig, width="stretch", key=f"emb_plot_{k}",
                                 on_select="rerun" if dim == 2 else "ignore",
                                 selection_mode=("points", "box", "lasso"))

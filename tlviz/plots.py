@@ -45,12 +45,15 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
                      indices: Sequence[int] | None = None, *, names: Sequence[str] | None = None,
                      title: str | None = None, height: int = 520,
                      highlight: Sequence[int] | None = None, marker_size: int | None = None,
-                     ) -> go.Figure:
+                     dragmode: str = "lasso") -> go.Figure:
     """Scatter of projected points (2 or 3 columns in ``coords``), coloured by class.
 
     ``indices``: dataset position of each row (default ``arange``), stored as
     ``customdata[:, 0]``. ``names``: per-row hover text (e.g. file names), shown as text.
     ``highlight``: dataset indices drawn ringed on top (a selection, neighbours...).
+    ``dragmode`` (2D): ``"lasso"`` — a drag draws a lasso, but Streamlit then ignores plain
+    clicks; ``"pan"`` — a drag pans and a click selects one point (Streamlit's
+    ``on_select``), the lasso and box stay in the toolbar.
     """
     coords = np.asarray(coords, dtype=float)
     labels = np.asarray(labels, dtype=int)
@@ -95,12 +98,11 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
         margin={"l": 10, "r": 10, "t": 60 if title else 36, "b": 10},
         legend={"itemsizing": "constant", "title": None, "orientation": "h", "x": 0, "y": 1.0,
                 "yanchor": "bottom", "font": {"size": 16}},
-        # no dragmode in 2D: Streamlit then pans on drag and selects on click; the lasso and
-        # box tools stay in the toolbar
+        clickmode="event+select", dragmode=dragmode if dim == 2 else "orbit",
         xaxis=axis, yaxis=axis,
     )
     if dim == 3:
-        fig.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis}, dragmode="orbit")
+        fig.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis})
     return fig
 
 
