@@ -162,3 +162,15 @@ def test_fine_tune_real_weights_mobilenet(tiny_folder):
     feats = r.model.feature_net(torch.zeros(1, 3, 224, 224))
     assert feats.shape == (1, 1280)
     assert r.val_accuracy >= 0.6
+
+
+def test_feature_extraction_with_augmentation_adds_seeded_views(tiny):
+    aug = {"horizontal_flip": True, "rotation_range": 30}
+    cfg = TrainConfig(backbone="tiny_random", head="knn", augment=aug, extra={"augment_views": 2})
+    a = train(cfg, dataset=tiny, ledger=None)
+    b = train(cfg, dataset=tiny, ledger=None)
+    n_train = len(tiny.indices("train"))
+    X = a.model.head.X_
+    assert X.shape[0] == 3 * n_train  # the plain images + two augmented views
+    np.testing.assert_array_equal(X, b.model.head.X_)
+    assert not np.allclose(X[n_train:2 * n_train], X[:n_train])

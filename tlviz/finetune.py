@@ -163,12 +163,19 @@ def scratch_cnn(n_classes: int, image_size: int = 64, width: int = 16, dense: in
                          nn.Linear(dense, n_classes))
 
 
+class L2Normalize(nn.Module):
+    """Scale each feature vector to unit length (the geometry the logistic head uses)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + 1e-12)
+
+
 def make_head(d_in: int, n_classes: int, hidden: int = 0, dropout: float = 0.6) -> nn.Module:
-    """Linear, or the book's Dense(hidden) + Dropout + Dense when ``hidden`` > 0."""
+    """L2-normalise + Linear (the logistic head), or the book's Dense(hidden) + Dropout + Dense."""
     if hidden:
         return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout),
                              nn.Linear(hidden, n_classes))
-    return nn.Sequential(nn.Linear(d_in, n_classes))
+    return nn.Sequential(L2Normalize(), nn.Linear(d_in, n_classes))
 
 
 class FineTuned(nn.Module):
@@ -399,8 +406,11 @@ def _body_runner(spec: BackboneSpec, net: FeatureNet, k: int, backend: str = "au
 
 def _activations(ctx: Context, key: tuple, images: torch.Tensor, idx: np.ndarray, run_body,
                  spec: BackboneSpec, aug: AugmentConfig | None, gen: torch.Generator | None,
-                 what: str, cache: bool) -> torch.Tensor:
-    """Body activations of ``images[idx]`` (augmented when ``aug``), float16, cached in memory."""
+                 what: str, cache: bool, post: Callable | None = None) -> torch.Tensor:
+    """Body activations of ``images[idx]`` (augmented when ``aug``), float16, cached in memory.
+
+    ``post`` (e.g. pooling) is applied per batch; its float32 output is stored instead.
+    """
     if cache:
         with _ACTS_LOCK:
             if key in _ACTS:
@@ -410,9 +420,14 @@ def _activations(ctx: Context, key: tuple, images: torch.Tensor, idx: np.ndarray
     bs = 32
     for k in range(0, len(idx), bs):
         x = _prep(images[idx[k:k + bs]], spec.mean, spec.std, aug, gen)
-        h = run_body(x.contiguous()).to(torch.float16)
+        h = run_body(x.contiguous())
+        if post is not None:
+            with torch.no_grad():
+                h = post(h.float())
+        else:
+            h = h.to(torch.float16)
         if out is None:
-            out = torch.empty((len(idx), *h.shape[1:]), dtype=torch.float16)
+            out = torch.empty((len(idx), *h.shape[1:]), dtype=h.dtype)
         out[k:k + len(h)] = h
         if ctx.progress:
             ctx.progress(min(k + bs, len(idx)), len(idx), what)
@@ -422,7 +437,7 @@ def _activations(ctx: Context, key: tuple, images: torch.Tensor, idx: np.ndarray
     if cache:
         with _ACTS_LOCK:
             _ACTS[key] = out
-            while sum(t.numel() * 2 for t in _ACTS.values()) > _ACTS_MAX_BYTES and len(_ACTS) > 1:
+            while sum(t.numel() * t.element_size() for t in _ACTS.values()) > _ACTS_MAX_BYTES and len(_ACTS) > 1:
                 _ACTS.popitem(last=False)
     return out
 
@@ -431,27 +446,31 @@ def _fit_head(ctx: Context, head: nn.Module, X: np.ndarray, y: np.ndarray, Xv: n
               yv: np.ndarray, epochs: int, lr: float, seed: int) -> dict:
     """Phase 1: the head alone on frozen features. Returns the epoch-0 record.
 
-    A linear head is fitted to convergence (scikit-learn's logistic regression, then
-    copied into the torch layer) so that even a dozen images give a sensible start; a
-    hidden-layer head trains with Adam for at least 300 steps.
+    The linear head is fitted to convergence exactly as the ``logistic`` head of
+    ``feature-extraction`` (L2-normalised features, scikit-learn, C=1), then copied into
+    the torch layer: fine-tuning starts from the feature-extraction model. A hidden-layer
+    head trains with Adam for at least 300 steps.
     """
     X, Xv = np.asarray(X, np.float32), np.asarray(Xv, np.float32)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y).long()
     Xvt, yvt = torch.from_numpy(Xv), torch.from_numpy(yv).long()
     loss_fn = nn.CrossEntropyLoss()
-    if len(head) == 1 and len(np.unique(y)) > 1:
+    if isinstance(head[0], L2Normalize) and len(np.unique(y)) > 1:
         from sklearn.linear_model import LogisticRegression
 
-        lr_ = LogisticRegression(C=1.0, max_iter=3000).fit(X, y)
+        with torch.no_grad():
+            Xn = head[0](Xt).numpy()
+        lr_ = LogisticRegression(C=1.0, max_iter=3000).fit(Xn, y)
         coef, icpt, cls = lr_.coef_, lr_.intercept_, lr_.classes_
         if coef.shape[0] == 1:  # binary: softmax([-z/2, z/2]) == sigmoid(z)
             coef, icpt = np.r_[-coef / 2, coef / 2], np.r_[-icpt / 2, icpt / 2]
-        W = np.zeros(tuple(head[0].weight.shape), np.float32)
-        b = np.full(head[0].bias.shape, -20.0, np.float32)  # classes absent from train
+        lin = head[-1]
+        W = np.zeros(tuple(lin.weight.shape), np.float32)
+        b = np.full(lin.bias.shape, -20.0, np.float32)  # classes absent from train
         W[cls], b[cls] = coef, icpt
         with torch.no_grad():
-            head[0].weight.copy_(torch.from_numpy(W))
-            head[0].bias.copy_(torch.from_numpy(b))
+            lin.weight.copy_(torch.from_numpy(W))
+            lin.bias.copy_(torch.from_numpy(b))
     else:
         gen = torch.Generator().manual_seed(seed + 1)
         opt = torch.optim.Adam(head.parameters(), lr=lr)
@@ -475,6 +494,27 @@ def _fit_head(ctx: Context, head: nn.Module, X: np.ndarray, y: np.ndarray, Xv: n
         rec["val_loss"] = float(loss_fn(zv, yvt))
         rec["val_acc"] = float((zv.argmax(1) == yvt).float().mean())
     return rec
+
+
+def augmented_features(ctx: Context, idx: np.ndarray, views: int) -> np.ndarray:
+    """Pooled frozen features of ``views`` augmented copies of images ``idx`` (view-major).
+
+    For ``feature-extraction`` with augmentation: decode once, augment batches at the
+    input size, run the whole frozen backbone once per view (seeded by ``cfg.seed``).
+    """
+    cfg, ds = ctx.cfg, ctx.dataset
+    spec = get_backbone_spec(cfg.backbone)
+    aug = augment_config(cfg)
+    net = create_backbone(cfg.backbone)
+    images, _ = decoded(ds, spec.input_size, spec.grayscale, ctx)
+    run_body = _body_runner(spec, net, len(net.stages))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = []
+    for v in range(views):
+        out.append(_activations(ctx, (), images, idx, run_body, spec, aug, gen,
+                                f"augmented view {v + 1}/{views}", False,
+                                post=net.forward_head).numpy())
+    return np.concatenate(out) if out else np.zeros((0, net.feature_dim), np.float32)
 
 
 @register_mode("fine-tune")
@@ -618,6 +658,6 @@ def load_predictor(run: dict, weights: dict[str, np.ndarray]) -> TorchPredictor:
     return TorchPredictor(model, spec, list(run["classes"]), feature_net=net)
 
 
-__all__ = ["DEFAULTS", "FineTuned", "TorchPredictor", "augment_config", "build_model", "decoded",
+__all__ = ["DEFAULTS", "FineTuned", "TorchPredictor", "augment_config", "augmented_features", "build_model", "decoded",
            "fit", "load_predictor", "make_head", "options", "pixels_mlp", "plain_spec",
            "read_meta", "scratch_cnn"]

@@ -160,28 +160,17 @@ def _feature_extraction(ctx: Context) -> ModeOutput:
 
 
 def _augmented_features(ctx: Context, emb, Xtr, ytr):
-    """Frozen features of augmented copies of the training images (one view per epoch budget)."""
-    from tlviz.augment import AugmentConfig, build_transform
-    from tlviz.backbones import get_backbone_spec
+    """Frozen features of ``augment_views`` (default 2) augmented copies of the training images.
 
-    cfg = ctx.cfg
-    aug = build_transform(AugmentConfig.from_dict(cfg.augment))
-    spec = get_backbone_spec(cfg.backbone)
-    import torch
+    Images are decoded once at the backbone's input size, augmented in batches and run
+    through the frozen backbone (ONNX Runtime); see :func:`tlviz.finetune.augmented_features`.
+    """
+    from tlviz.finetune import augmented_features
 
-    g = torch.Generator().manual_seed(cfg.seed)
-    views = int(cfg.extra.get("augment_views", 2))
+    views = int(ctx.cfg.extra.get("augment_views", 2))
     idx = emb.indices("train")
-    feats, labels = [Xtr], [ytr]
-    for v in range(views):
-        ctx.check_stop()
-        imgs = [aug(ctx.dataset.load(int(i), size=spec.input_size), g) for i in idx]
-        feats.append(np.concatenate([embed_images(imgs[k:k + 32], cfg.backbone)
-                                     for k in range(0, len(imgs), 32)]))
-        labels.append(ytr)
-        if ctx.progress:
-            ctx.progress(v + 1, views, "embedding augmented copies")
-    return np.concatenate(feats), np.concatenate(labels)
+    feats = augmented_features(ctx, idx, views)
+    return np.concatenate([Xtr, feats]), np.concatenate([ytr] * (views + 1))
 
 
 register_mode("feature-extraction")(_feature_extraction)
