@@ -124,13 +124,13 @@ def cmd_project(args) -> int:
 def cmd_train(args) -> int:
     from tlviz.train import TrainConfig, train
 
-    params = json.loads(args.params) if args.params else {}
+    params = _json_arg("--params", args.params) if args.params else {}
     augment = None
     if args.augment:
         from tlviz.augment import AugmentConfig
 
         augment = (AugmentConfig.book() if args.augment == "book" else
-                   AugmentConfig.from_dict(json.loads(args.augment))).to_dict()
+                   AugmentConfig.from_dict(_json_arg("--augment", args.augment))).to_dict()
     cfg = TrainConfig(dataset=args.dataset, backbone=args.backbone, head=args.head,
                       head_params=params, mode=args.mode, augment=augment, epochs=args.epochs,
                       seed=args.seed, name=args.name)
@@ -175,6 +175,17 @@ def cmd_runs(args) -> int:
         path = led.export(ids, args.out)
         _emit(args, {"exported": len(ids), "path": str(path)}, f"wrote {len(ids)} run(s) to {path}")
     return 0
+
+
+def _json_arg(flag: str, text: str) -> dict:
+    """A JSON object given on the command line, or a one-line message saying what is wrong."""
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise SystemExit(f"{flag} is not valid JSON ({e}): {text}") from None
+    if not isinstance(obj, dict):
+        raise SystemExit(f'{flag} must be a JSON object such as \'{{"C": 0.5}}\', not {text}')
+    return obj
 
 
 def _one_id(args) -> int:
