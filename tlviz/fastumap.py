@@ -266,7 +266,7 @@ class FastUMAP:
         k = max(2, min(self.n_neighbors, n - 1))
         idx, dist = knn(Z, k)
         P = fuzzy_graph(idx, dist, n)
-        n_epochs = self.n_epochs or (500 if n <= 10_000 else 200)
+        n_epochs = self.n_epochs or (500 if n <= 5_000 else 200)  # umap-learn: 10_000
         self.a_, self.b_ = find_ab(1.0, self.min_dist)
         Y = _scale(spectral_init(P, self.n_components, Z, self.seed), self.seed)
         P, eps = _epochs_per_sample(P, n_epochs)

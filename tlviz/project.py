@@ -41,7 +41,7 @@ class ProjectionConfig:
     perplexity: float = 30.0
     pca_first: int = 50  # reduce to this many dims with PCA before UMAP / t-SNE (0 = off)
     engine: str = "fast"  # UMAP: "fast" (tlviz.fastumap, parallel + deterministic) or "umap-learn"
-    n_epochs: int | None = None  # UMAP: None = umap-learn's default (500 up to 10k rows, else 200)
+    n_epochs: int | None = None  # UMAP: None = 500 up to 5k rows, else 200 (fast engine)
 
     def __post_init__(self):
         if self.method not in METHODS:
