@@ -76,7 +76,9 @@ names = None
 cols = st.columns(len(backbones), gap="large")
 for k, (col, bb) in enumerate(zip(cols, backbones)):
     with col:
-        emb = widgets.embeddings_or_stop(choices, bb)
+        emb = widgets.load_embeddings(choices, bb)
+        if emb is None:  # the message is shown; the other backbone still gets its plot
+            continue
         try:
             with st.spinner(f"{METHODS[method]} of {len(emb.indices(split_arg)):,} points…"):
                 idx, coords = cache.projection(choices.dataset, bb, method, dim, choices.seed,

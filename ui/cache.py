@@ -56,9 +56,17 @@ class Availability:
 def _dataset_infos(home: str, data: str) -> list[Availability]:
     from tlviz.data import list_datasets
 
+    try:
+        infos = list_datasets()
+    except OSError as e:  # an unreadable data folder must not take every page down
+        return [Availability("digits", "scikit-learn's handwritten digits", "builtin", True,
+                             f"(other datasets unavailable: {e})")]
     out = []
-    for info in list_datasets():
-        ok, why = info.available()
+    for info in infos:
+        try:
+            ok, why = info.available()
+        except Exception as e:  # noqa: BLE001 - one odd dataset must not hide the others
+            ok, why = False, f"cannot check ({type(e).__name__}: {e})"
         out.append(Availability(info.name, info.description, info.kind, ok, why,
                                 info.download is not None))
     return out

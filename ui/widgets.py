@@ -66,12 +66,14 @@ def dataset_or_stop(choices: Choices, ref: str | None = None):
     return ds
 
 
-def embeddings_or_stop(choices: Choices, backbone: str | None = None):
-    """Embeddings of the chosen dataset with a progress bar; a message and stop on failure."""
+def load_embeddings(choices: Choices, backbone: str | None = None):
+    """Embeddings of the chosen dataset (progress bar while computing), or None after a
+    message saying what went wrong (weights missing offline, unreadable dataset...)."""
     from tlviz.backbones import WeightsUnavailable
 
     backbone = backbone or choices.backbone
-    dataset_or_stop(choices)
+    if load_dataset(choices) is None:
+        return None
     try:
         with progress(f"Embedding {choices.dataset} with {backbone}") as cb:
             return cache.embeddings(choices.dataset, backbone, choices.seed, _progress=cb)
@@ -79,7 +81,15 @@ def embeddings_or_stop(choices: Choices, backbone: str | None = None):
         st.error(f"**{esc(backbone)}** weights are not on this machine. {esc(e)}")
     except Exception as e:  # noqa: BLE001
         st.error(f"Embedding with **{esc(backbone)}** failed ({type(e).__name__}): {esc(e)}")
-    st.stop()
+    return None
+
+
+def embeddings_or_stop(choices: Choices, backbone: str | None = None):
+    """:func:`load_embeddings`, stopping the page when it fails."""
+    emb = load_embeddings(choices, backbone)
+    if emb is None:
+        st.stop()
+    return emb
 
 
 def image_grid(images: Sequence[np.ndarray], captions: Sequence[str] | None = None,
