@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import sqlite3
+import sys
 import threading
+import types
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -62,11 +64,19 @@ def test_sessions_in_threads_compute_the_embedding_once(tmp_path, backbone):
 
 
 def _run_processes(target, args_of, n: int) -> list:
+    """Start ``n`` spawned processes together (a barrier); their results, in completion order."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(n), ctx.Queue()
     procs = [ctx.Process(target=target, args=(*args_of(k), barrier, results)) for k in range(n)]
-    for p in procs:
-        p.start()
+    # An AppTest earlier in the session leaves app.py as __main__; spawn would re-run it in
+    # every child (seconds of imports each). The children need nothing from __main__.
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        sys.modules["__main__"] = main
     out = [results.get(timeout=300) for _ in procs]
     for p in procs:
         p.join(timeout=60)

@@ -158,8 +158,11 @@ class Ledger:
             db.close()
 
     @contextlib.contextmanager
-    def _tx(self):
+    def _tx(self, durable: bool = False):
+        """One write transaction; ``durable`` also syncs it to disk (survives power loss)."""
         with self._connect() as db:
+            if durable:
+                db.execute("PRAGMA synchronous=FULL")
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -199,7 +202,7 @@ class Ledger:
             from safetensors.numpy import save
 
             blob = save({k: np.ascontiguousarray(v) for k, v in weights.items()})
-        with self._tx() as db:
+        with self._tx(durable=True) as db:  # a finished run must survive a dying battery too
             db.execute(
                 "UPDATE runs SET status=?, finished=?, train_accuracy=?, val_accuracy=?, "
                 "test_accuracy=?, confusion=?, classes=?, timings=?, seconds=?, error=? WHERE id=?",
