@@ -205,3 +205,23 @@ def test_data_page_shows_awkward_class_names_as_text(tmp_path):
         assert not md[0].proto.allow_html
         assert all(f"\\{ch}" in md[0].value for ch in "<>*$_" if ch in name)  # escaped
     assert not [m for m in at.markdown if m.proto.allow_html and "onerror" in m.value]
+
+
+def test_an_unreadable_data_folder_does_not_hide_the_built_ins(tmp_path, monkeypatch):
+    from tlviz.data import list_datasets
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setenv("TLVIZ_DATA_DIR", str(locked))
+    monkeypatch.setattr(Path, "iterdir", _refuse(locked, Path.iterdir))
+    names = [i.name for i in list_datasets()]
+    assert "digits" in names
+
+
+def _refuse(folder: Path, iterdir):
+    """Path.iterdir that raises PermissionError for ``folder`` (root ignores chmod)."""
+    def patched(self):
+        if self == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+    return patched

@@ -507,7 +507,11 @@ def list_datasets() -> list[DatasetInfo]:
     for base, kind in ((config.data_dir(), "datadir"), (config.user_datasets_dir(), "user")):
         if base is None:
             continue
-        for d in sorted(base.iterdir()):
+        try:
+            entries = sorted(base.iterdir())
+        except OSError:  # an unreadable data folder hides its datasets, not everyone's
+            continue
+        for d in entries:
             if d.is_dir() and not d.name.startswith(".") and d.name not in known:
                 out.append(DatasetInfo(d.name, f"folder {d}", kind,
                                        lambda seed=0, _d=d, **_: _load_extracted(_d, _d.name, seed)))
