@@ -16,7 +16,7 @@ import numpy as np
 from common import QUICK, REPEATS, Timing, cpu_threads, reference_features, table, use_home
 
 HEADS = {"knn": {}, "logistic": {}, "mlp": {"epochs": 30}}
-SUBSET = 64
+SUBSET = 32
 
 
 def main() -> None:

@@ -47,6 +47,11 @@ def main() -> None:
         print(text, flush=True)
         parts.append(text.strip())
         timings.append(f"bench_{name}.py {time.perf_counter() - t0:.0f} s")
+        write(started, info, load_before, timings, parts)  # after each script: nothing is lost
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+def write(started: str, info: dict, load_before: str, timings: list[str], parts: list[str]) -> None:
     cmd = " ".join(["python bench/run.py", *sys.argv[1:]])
     head = [
         "## Performance", "",
@@ -60,7 +65,6 @@ def main() -> None:
     ]
     doc = "\n".join(head) + "\n" + "\n\n".join(parts) + "\n"
     (HERE / "RESULTS.md").write_text(doc)
-    print(f"wrote {HERE / 'RESULTS.md'}")
 
 
 if __name__ == "__main__":
