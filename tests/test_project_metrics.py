@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-# numba's compiled UMAP kernels survive between test sessions (each session has a fresh home)
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "tlviz" / "numba-tests"))
-
-from tlviz import config  # noqa: E402
-from tlviz.metrics import (  # noqa: E402
+from tlviz import config
+from tlviz.metrics import (
     METRIC_HELP,
     accuracy,
     confusion_matrix,
@@ -21,7 +15,16 @@ from tlviz.metrics import (  # noqa: E402
     separation_report,
     silhouette,
 )
-from tlviz.project import METHODS, ProjectionConfig, Projector, project  # noqa: E402
+from tlviz.project import METHODS, ProjectionConfig, Projector, project
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """60-point problems: one OpenMP/BLAS thread is 3-5x quicker than two on a busy machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 def blobs(n_per: int = 20, d: int = 10, centres: int = 3, spread: float = 6.0, seed: int = 0):
