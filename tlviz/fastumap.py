@@ -137,6 +137,7 @@ def knn(Z: np.ndarray, k: int, ref: np.ndarray | None = None) -> tuple[np.ndarra
 
     Distances by BLAS in row blocks, selection in parallel numba. Returns (indices, dists).
     """
+    self_knn = ref is None
     ref = Z if ref is None else ref
     Z = np.ascontiguousarray(Z, np.float32)
     ref = np.ascontiguousarray(ref, np.float32)
@@ -152,6 +153,8 @@ def knn(Z: np.ndarray, k: int, ref: np.ndarray | None = None) -> tuple[np.ndarra
         d += sq_ref[None, :]
         d += np.einsum("ij,ij->i", q, q)[:, None]
         np.maximum(d, 0.0, out=d)
+        if self_knn:  # exactly 0 to itself (float cancellation leaves ~1e-6)
+            d[np.arange(len(q)), np.arange(s, s + len(q))] = 0.0
         _topk_rows(d, k, idx, dist, s)
     return idx, np.sqrt(dist)
 
