@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 
 from common import QUICK, ROOT, interleaved, ratio, reference_features, table, use_home
@@ -94,7 +93,7 @@ def main() -> None:
            "First-call rows: wall time of import + one small UMAP in a fresh interpreter "
            "(includes numba compilation; ours caches its kernels per machine in "
            f"{numba_cache_dir()}, umap-learn's kernels are not cacheable).",
-           f"Measured at {time.strftime('%H:%M UTC', time.gmtime())}."])
+           ])
 
 
 if __name__ == "__main__":

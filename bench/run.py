@@ -5,12 +5,16 @@
     python bench/run.py --big      # also 50,000 images in the scaling table
     python bench/run.py embed app  # only some scripts (names as in bench_<name>.py)
 
-Each script runs in its own process and prints one Markdown table.
+Each script runs in its own process and prints one Markdown table. RESULTS.md keeps one
+section per script: a partial run replaces only its own sections, each stamped with the
+time and command that produced it, and the file is rewritten after every script.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import subprocess
 import sys
 import time
@@ -19,52 +23,58 @@ from pathlib import Path
 from common import ROOT, machine_info
 
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
 ORDER = ["embed", "project", "heads", "scaling", "app", "ladder"]
+MARK = re.compile(r"<!-- bench:(\w+) -->\n(.*?)(?=<!-- bench:|\Z)", re.S)
 
 
 def load() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def save(name: str, text: str) -> None:
+    """Replace the section of ``name`` in RESULTS.md (under a lock: runs may overlap)."""
+    info = machine_info()
+    with open(HERE / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = RESULTS.read_text() if RESULTS.exists() else ""
+        sections = {m.group(1): m.group(2).strip() for m in MARK.finditer(old)}
+        sections[name] = text.strip()
+        head = [
+            "## Performance", "",
+            "Produced by `python bench/run.py` (here: `/root/.cache/tlviz/venv-dev/bin/python "
+            "bench/run.py`; `--quick` for a smoke run, `--big` adds 50,000 images). Each table "
+            "says when and with which command it was measured.", "",
+            f"- Machine: {info['cpu']}; Python {info['python']}; {info['os']}.",
+            "- The machine is shared: absolute numbers are noisy (see each table's load "
+            "average). Ratios are measured side by side in the same run, as medians of repeats "
+            "with the min–max beside them.", "",
+        ]
+        body = [f"<!-- bench:{n} -->\n{sections[n]}\n" for n in ORDER if n in sections]
+        RESULTS.write_text("\n".join(head) + "\n" + "\n".join(body))
+
+
 def main() -> None:
     flags = [a for a in sys.argv[1:] if a.startswith("--")]
     only = [a for a in sys.argv[1:] if not a.startswith("--")]
     names = [n for n in ORDER if (HERE / f"bench_{n}.py").exists() and (not only or n in only)]
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    info = machine_info()
-    parts, timings = [], []
-    load_before = load()
+    cmd = " ".join(["python bench/run.py", *sys.argv[1:]])
     for name in names:
-        t0 = time.perf_counter()
+        t0, before = time.perf_counter(), load()
         print(f"== bench_{name}.py {' '.join(flags)}", flush=True)
         args = flags if name != "ladder" else (["--seeds", "0"] if "--quick" in flags else [])
         out = subprocess.run([sys.executable, str(HERE / f"bench_{name}.py"), *args], cwd=ROOT,
                              capture_output=True, text=True)
         text = out.stdout[out.stdout.find("###"):] if "###" in out.stdout else out.stdout
         if out.returncode:
-            text += f"\n**bench_{name}.py failed** (exit {out.returncode}):\n\n```\n" + \
-                    out.stderr[-2000:] + "\n```\n"
-        print(text, flush=True)
-        parts.append(text.strip())
-        timings.append(f"bench_{name}.py {time.perf_counter() - t0:.0f} s")
-        write(started, info, load_before, timings, parts)  # after each script: nothing is lost
-    print(f"wrote {HERE / 'RESULTS.md'}")
-
-
-def write(started: str, info: dict, load_before: str, timings: list[str], parts: list[str]) -> None:
-    cmd = " ".join(["python bench/run.py", *sys.argv[1:]])
-    head = [
-        "## Performance", "",
-        f"Measured {started} with `{cmd}` "
-        f"(`/root/.cache/tlviz/venv-dev/bin/python bench/run.py` here).", "",
-        f"- Machine: {info['cpu']}; Python {info['python']}; {info['os']}.",
-        f"- Load average (1/5/15 min) before: {load_before}, after: {load()} — the machine is "
-        "shared, so absolute numbers are noisy; ratios are measured side by side in the same "
-        "run, as medians of repeats with the min–max beside them.",
-        f"- Script times: {', '.join(timings)}.", "",
-    ]
-    doc = "\n".join(head) + "\n" + "\n\n".join(parts) + "\n"
-    (HERE / "RESULTS.md").write_text(doc)
+            text += (f"\n**bench_{name}.py failed** (exit {out.returncode}):\n\n```\n"
+                     + out.stderr[-2000:] + "\n```\n")
+        stamp = (f"\n_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `{cmd}` "
+                 f"in {time.perf_counter() - t0:.0f} s; load average (1/5/15 min) before "
+                 f"{before}, after {load()}._\n")
+        print(text + stamp, flush=True)
+        save(name, text.strip() + "\n" + stamp)
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
