@@ -106,7 +106,7 @@ with tab_zip:
     upload = st.file_uploader("Dataset .zip", type=["zip"], key="data_zip")
     if upload is not None and st.button("Open this .zip", type="primary", key="data_zip_open"):
         from tlviz import config
-        from tlviz.data import DatasetError, extract_zip, scan_folder
+        from tlviz.data import DatasetError, load_dataset
         from tlviz.safeio import BadArchive, sanitize_name
 
         name = sanitize_name(Path(upload.name).stem)
@@ -115,12 +115,13 @@ with tab_zip:
                 path = Path(tmp) / f"{name}.zip"
                 path.write_bytes(upload.getvalue())
                 with st.spinner("Checking and unpacking…"):
-                    root = extract_zip(path, name)
+                    # refuses an archive with nothing usable (and keeps nothing of it)
+                    ds = load_dataset(path)
+            root = Path(ds.root)
             folder = next(p for p in (root, *root.parents) if p.parent == config.user_datasets_dir())
-            scan_folder(root, folder.name)  # refuse now, with a message, rather than later
             widgets.use_dataset(folder.name)
         except (BadArchive, DatasetError) as e:
-            st.error(f"{esc(upload.name)}: {esc(e)}")
+            st.error(esc(e))  # the message names the archive
         except StopIteration:
             st.error("The archive was unpacked outside the user datasets folder; not used.")
         except Exception as e:  # noqa: BLE001
