@@ -136,7 +136,7 @@ def test_zip_of_a_folder_loads_like_the_folder(tmp_path, top):
 def test_bad_zip_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="slip.zip"):
         load_dataset(F.make_zip_slip(tmp_path))
-    with pytest.raises(DatasetError, match="not_a_zip|zip"):
+    with pytest.raises(DatasetError, match="not a zip"):
         load_dataset(F.make_not_zip(tmp_path))
 
 
