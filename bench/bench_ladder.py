@@ -38,7 +38,12 @@ def main() -> int:
     p.add_argument("--head", default="logistic")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", help="comma-separated subset of the ladder's steps")
+    p.add_argument("--from-ledger", action="store_true",
+                   help="only summarise the completed ladder runs already in the ledger "
+                        "(e.g. steps run by several invocations)")
     args = p.parse_args()
+    if args.from_ledger:
+        return from_ledger(args.dataset)
 
     import torch
 
@@ -82,6 +87,27 @@ def main() -> int:
               f"{cpu.get(r.step, float('nan')) / r.n_seeds:>9.1f}  {note}")
     print(f"{'whole ladder':<20} {'':>15} {wall:>10.1f} {sum(cpu.values()):>9.1f}  "
           f"budget {LADDER_BUDGET_S:.0f} s: {wall / LADDER_BUDGET_S:.2f}")
+    return 0
+
+
+def from_ledger(dataset: str) -> int:
+    """The table from completed ``ladder: <step>`` runs in the ledger (latest 3 per step)."""
+    from tlviz.ladder import STEP_NAMES, format_table, summarize
+    from tlviz.runs import Ledger
+
+    df = Ledger().list_runs(status="completed")
+    df = df[(df["dataset"] == dataset) & df["name"].fillna("").str.startswith("ladder: ")]
+    rows = []
+    for step in STEP_NAMES:
+        sub = df[df["name"] == f"ladder: {step}"].drop_duplicates("seed").head(3)
+        if len(sub):
+            sub = sub.rename(columns={"id": "run_id"})
+            rows.append({"step": step, **summarize(sub)})
+    import pandas as pd
+
+    table = pd.DataFrame(rows).rename(columns={"n": "n_seeds"})
+    print(f"ladder on {dataset} from the ledger (wall seconds per run as recorded)")
+    print(format_table(table))
     return 0
 
 
