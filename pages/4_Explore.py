@@ -98,8 +98,9 @@ def thumbs(indices, captions, columns: int = 8) -> None:
 
 
 tab_nb, tab_sel, tab_sat, tab_ba, tab_issues = st.tabs(
-    ["🔎 Neighbours", "▭ Selection", "🛰️ Augmented satellites", "🔧 Before / after fine-tuning",
-     "⚠️ Label issues"])
+    [":material/hub: Neighbours", ":material/highlight_alt: Selection",
+     ":material/satellite_alt: Augmented satellites", ":material/compare: Before / after fine-tuning",
+     ":material/report: Label issues"])
 
 # ---------------------------------------------------------------- neighbours
 with tab_nb:

@@ -97,6 +97,9 @@ def test_click_and_lasso_events_map_to_dataset_indices():
                                       {"customdata": [5, 0]}], "lasso": [{"x": [0, 1]}]}}
     assert explore.selection_from_event(click) == (42, [])
     assert explore.selection_from_event(lasso) == (None, [5, 9])
+    as_sent = {"selection": {"points": [{"customdata": {"0": 7, "1": 2}}], "lasso": [], "box": []}}
+    assert explore.selection_from_event(as_sent) == (7, [])
+    assert explore.selection_from_event({"selection": {"points": [{"customdata": "x"}]}}) == (None, [])
     assert explore.selection_from_event({"selection": {"points": []}}) == (None, [])
     assert explore.selection_from_event(None) == (None, [])
 
@@ -191,7 +194,7 @@ def test_browser_lasso_selects_images_and_click_picks_neighbours(tmp_path):
             page.mouse.move(x, y, steps=8)
         page.mouse.up()
         bu.wait_idle(page)
-        page.get_by_role("tab", name="▭ Selection").click()
+        page.get_by_role("tab").filter(has_text="Selection").click()
         page.get_by_text("images selected").first.wait_for(timeout=30_000)
         bu.assert_no_exception(page, "Explore after a lasso")
         bu.screenshot(page, bu.SCREENSHOTS / "explore-digits-lasso.png", full_page=True)

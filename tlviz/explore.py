@@ -159,9 +159,13 @@ def selection_from_event(event: Mapping | None) -> tuple[int | None, list[int]]:
     idx: list[int] = []
     for p in sel.get("points") or []:
         cd = p.get("customdata")
-        if cd is not None and len(cd) and cd[0] is not None:
+        if isinstance(cd, Mapping):  # the browser may send arrays as {"0": .., "1": ..}
+            cd = cd.get("0", cd.get(0))
+        elif isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if cd is not None:
             with contextlib.suppress(TypeError, ValueError):
-                idx.append(int(cd[0]))
+                idx.append(int(cd))
     idx = list(dict.fromkeys(idx))  # ringed highlights repeat points: keep the first
     if sel.get("lasso") or sel.get("box") or len(idx) > 1:
         return None, idx
