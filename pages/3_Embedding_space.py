@@ -113,6 +113,8 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
 st.caption("Hover a dot for its class and file. Click one to see the image, or pick the lasso "
            "in the chart's toolbar to select a group: it is ringed in both plots."
            if dim == 2 else "Drag to rotate; selection works in the 2D view.")
+st.page_link("pages/4_Explore.py", label="Explore this space: neighbours, selections, augmented "
+             "copies, label issues", icon=":material/hub:")
 if selected:
     head, clear = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"**{len(selected)} selected image(s)**")

@@ -174,14 +174,10 @@ def user_augment():
     """The Augmentation page's settings (session or link), or None when unset/identity."""
     from tlviz.augment import AugmentConfig
 
-    getter = getattr(state, "augment_config", None)
-    cfg = getter() if callable(getter) else None
-    if cfg is None:
-        raw = state.get("augment_config", {})
-        try:
-            cfg = AugmentConfig.from_dict(raw) if isinstance(raw, dict) and raw else None
-        except (TypeError, ValueError):
-            cfg = None
+    try:
+        cfg = AugmentConfig.from_dict(state.augment() or {})
+    except (TypeError, ValueError):
+        cfg = None
     return None if cfg is None or cfg.is_identity else cfg
 
 
