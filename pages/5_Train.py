@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from tlviz.curves import (
@@ -91,11 +93,7 @@ def head_params(head: str, advanced: bool) -> tuple[dict, int | None]:
     hidden = st.select_slider("Hidden units", HIDDEN, help="0 = no hidden layer (linear).",
                               **state.widget("mlp_hidden", 256, HIDDEN))
     epochs = st.slider("Epochs", 2, 100, **state.widget("epochs", 30))
-    params = {"hidden": int(hidden)}
-    if advanced:
-        params["dropout"] = float(st.slider("Dropout", 0.0, 0.9, step=0.1,
-                                            **state.widget("mlp_dropout", 0.6)))
-    return params, int(epochs)
+    return {"hidden": int(hidden)}, int(epochs)
 
 
 def stop_all() -> None:
@@ -103,9 +101,18 @@ def stop_all() -> None:
         jobs.request_stop(key)
 
 
+def short_label(cfg) -> str:
+    return cfg.head if cfg.mode == "feature-extraction" else cfg.mode
+
+
 def run_label(cfg) -> str:
-    head = cfg.head if cfg.mode == "feature-extraction" else cfg.mode
-    return f"{cfg.dataset} · {cfg.backbone} · {head}"
+    return f"{cfg.dataset} · {cfg.backbone} · {short_label(cfg)}"
+
+
+def thumb_caption(ds, i: int) -> str:
+    """The image's file name, shortened in the middle to fit under a thumbnail."""
+    name = Path(ds.path(int(i))).name
+    return name if len(name) <= 16 else f"{name[:7]}…{name[-8:]}"
 
 
 # ----------------------------------------------------------------------------- page
@@ -120,7 +127,7 @@ busy = job is not None and job.running
 ladder_job = jobs.get("ladder")
 busy = busy or (ladder_job is not None and ladder_job.running)
 
-c1, c2, c3 = st.columns([1, 1.2, 1.2], gap="large")
+c1, c2, c3 = st.columns([1, 1.1, 1.1], gap="large")
 with c1:
     mode_list = modes()
     mode = st.selectbox("Training mode", mode_list, help="\n".join(
@@ -133,30 +140,33 @@ with c1:
     if aug_on:
         st.caption(f"Using {aug_from}." + (" Two augmented copies of each training image "
                    "are embedded (slower)." if mode == "feature-extraction" else ""))
+    b1, b2 = st.columns(2, gap="small")
+    start = b1.button("Train", icon=":material/play_arrow:", type="primary",
+                      disabled=busy, key="train.start", width="stretch",
+                      help="Start training with these settings")
+    b2.button("Stop", icon=":material/stop:", disabled=not busy, key="train.stop",
+              width="stretch", on_click=stop_all)
 extra: dict = {}
+with c3:
+    if mode == "feature-extraction":
+        head = state.get("head", "logistic", list(HEAD_HELP))
+        params, epochs = head_params(head, advanced)
+    else:
+        head, params = "logistic", {}
+        extra, epochs = mode_options(mode, advanced)
 with c2:
     if mode == "feature-extraction":
         heads = list(HEAD_HELP)
         head = st.radio("Head", heads, horizontal=True,
                         **state.widget("head", "logistic", heads))
         st.caption(HEAD_HELP[head])
+        if head == "mlp" and advanced:
+            params["dropout"] = float(st.slider("Dropout", 0.0, 0.9, step=0.1,
+                                                **state.widget("mlp_dropout", 0.6)))
     else:
-        head = "logistic"
         st.markdown(f"**{mode}** trains its own network; its settings are on the right.")
-with c3:
-    if mode == "feature-extraction":
-        params, epochs = head_params(head, advanced)
-    else:
-        params = {}
-        extra, epochs = mode_options(mode, advanced)
     seed = int(st.number_input("Run seed", 0, 10_000, **state.widget("train_seed", 0))) \
         if advanced else int(state.get("train_seed", 0))
-
-b1, b2, _ = st.columns([1, 1, 4])
-start = b1.button("▶ Start training", type="primary", disabled=busy, key="train.start",
-                  width="stretch")
-b2.button("■ Stop", disabled=not busy, key="train.stop", width="stretch",
-          on_click=stop_all)
 
 if start:
     from tlviz.train import TrainConfig, train
@@ -177,7 +187,7 @@ if start:
 # ----------------------------------------------------------------------------- live + results
 
 if job is not None:
-    st.subheader(f"Run: {esc(job.name)}")
+    st.markdown(f"##### Run: {esc(job.name)}")
     status_slot, chart_slot = st.empty(), st.empty()
     draws = iter(range(1_000_000))
 
@@ -193,11 +203,14 @@ if job is not None:
 
     def draw(j: jobs.Job) -> None:
         if j.records:
-            chart_slot.plotly_chart(curves_figure({job.name: j.records}, height=340),
+            label = short_label(j.meta["cfg"])
+            chart_slot.plotly_chart(curves_figure({label: j.records}, height=340),
                                     key=f"train.live.{next(draws)}",
                                     config={"displayModeBar": False})
 
     jobs.watch(job, draw, tick)
+    if busy:  # this run drew the controls as busy: redraw them now the job has ended
+        st.rerun()
     from tlviz.backbones import WeightsUnavailable
     from tlviz.train import Cancelled
 
@@ -214,7 +227,8 @@ if job is not None:
         r = job.result
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Val accuracy", "—" if r.val_accuracy is None else f"{r.val_accuracy:.1%}")
-        m2.metric("Test accuracy", "—" if r.test_accuracy is None else f"{r.test_accuracy:.1%}")
+        m2.metric("Test accuracy", "—" if r.test_accuracy is None else f"{r.test_accuracy:.1%}",
+                  help=None if r.test_accuracy is not None else "This dataset has no test split.")
         m3.metric("Train accuracy", "—" if r.train_accuracy is None else f"{r.train_accuracy:.1%}")
         m4.metric("Time", f"{r.seconds:.1f} s")
         st.caption(f"Saved as run #{r.run_id} in the ledger.")
@@ -261,8 +275,8 @@ if job is not None:
                 shown = hits[:24]
                 if len(shown):
                     thumbs = [cache.thumbnail(ref, int(i), 112, dseed) for i in shown]
-                    names = [widgets.file_label(ds, int(i)) if ref == choices.dataset
-                             else str(i) for i in shown]
+                    names = [thumb_caption(ds, int(i)) if ref == choices.dataset
+                             else f"#{i}" for i in shown]
                     widgets.image_grid(thumbs, names, columns=4)
                     if len(hits) > len(shown):
                         st.caption(f"… and {len(hits) - len(shown)} more.")
@@ -306,6 +320,8 @@ if run_ladder is not None:
                 slot.empty()
 
         jobs.watch(ladder_job, lambda j: None, tick_ladder)
+        if busy:
+            st.rerun()
         from tlviz.train import Cancelled
 
         if isinstance(ladder_job.error, Cancelled):

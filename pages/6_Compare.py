@@ -68,19 +68,20 @@ st.plotly_chart(curves_figure({labels[i]: histories[i] for i in run_ids}, height
 
 table = ledger.compare(run_ids)
 table["augment"] = table["augment"].map(augment_text)
-table["what"] = [labels[int(i)] for i in table["id"]]
-cols = ["id", "dataset", "backbone", "head", "mode", "augment", "epochs", "val_accuracy",
-        "test_accuracy", "seconds", "status", "created"]
+table["what"] = [labels[int(i)].split(" ", 1)[1] for i in table["id"]]
+table["epochs"] = [("" if e is None or e != e else str(int(e))) for e in table["epochs"]]
+cols = ["id", "dataset", "backbone", "what", "augment", "epochs", "val_accuracy",
+        "test_accuracy", "seconds", "created"]
 st.dataframe(
     table[cols], hide_index=True, width="stretch",
     column_config={
         "id": st.column_config.NumberColumn("run", format="#%d", width="small"),
-        "epochs": st.column_config.NumberColumn("epochs", width="small"),
-        "val_accuracy": st.column_config.ProgressColumn("val acc", format="percent",
-                                                        min_value=0.0, max_value=1.0),
-        "test_accuracy": st.column_config.ProgressColumn("test acc", format="percent",
-                                                         min_value=0.0, max_value=1.0),
+        "what": st.column_config.TextColumn("head / mode"),
+        "epochs": st.column_config.TextColumn("epochs", width="small"),
+        "val_accuracy": st.column_config.NumberColumn("val acc", format="percent"),
+        "test_accuracy": st.column_config.NumberColumn("test acc", format="percent"),
         "seconds": st.column_config.NumberColumn("time (s)", format="%.1f"),
+        "created": st.column_config.TextColumn("when"),
     })
 
 c1, c2, c3 = st.columns([1, 1, 2])

@@ -69,7 +69,7 @@ except BadImage as e:
     st.stop()
 
 with left:
-    st.image(image, caption=name, width="stretch")
+    st.image(image, caption=name, width=300)
 
 from tlviz.backbones import WeightsUnavailable  # noqa: E402
 
@@ -87,7 +87,8 @@ with right:
         st.stop()
     classes = list(model.classes)
     best = int(proba.argmax())
-    st.metric("Prediction", classes[best], f"{proba[best]:.1%} sure", delta_color="off")
+    st.metric("Prediction", classes[best], f"{proba[best]:.1%} sure", delta_color="off",
+              delta_arrow="off")
     st.plotly_chart(proba_figure(proba, classes, top=10), key="predict.proba",
                     config={"displayModeBar": False})
     if len(classes) > 10:

@@ -10,6 +10,7 @@ Compare shows the run -> Predict an uploaded image shows a bar chart.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlencode
@@ -93,7 +94,7 @@ def test_main_flow_and_every_page(server, tmp_path):
         # train a logistic head
         bu.open_page(page, urls["Train"] + q + "&mode=feature-extraction&head=logistic")
         bu.assert_no_exception(page, "Train")
-        page.get_by_role("button", name="Start training").click()
+        page.get_by_role("button", name=re.compile(r"\bTrain$")).click()
         page.wait_for_timeout(500)
         bu.wait_idle(page, timeout=300)
         bu.assert_no_exception(page, "Train after training")

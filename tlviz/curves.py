@@ -51,27 +51,45 @@ def curves_figure(histories: Mapping[str, object], *, height: int = 380,
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"),
                         horizontal_spacing=0.1)
+    accs: list[float] = []
+    last_epoch, has_loss = 1, False
     for k, (label, history) in enumerate(histories.items()):
         recs = _records(history)
         color = PALETTE[k % len(PALETTE)]
         epochs = [int(r.get("epoch", i + 1)) for i, r in enumerate(recs)]
+        last_epoch = max([last_epoch, *epochs])
         for col, (metric, _) in enumerate(METRICS, start=1):
             for split, dash in (("train", "dash"), ("val", "solid")):
                 y = _column(recs, f"{split}_{metric}")
                 if not any(v is not None for v in y):
                     continue
+                if metric == "acc":
+                    accs += [v for v in y if v is not None]
+                else:
+                    has_loss = True
                 mode = "lines+markers" if sum(v is not None for v in y) > 1 else "markers"
                 fig.add_trace(go.Scatter(
                     x=epochs, y=y, name=f"{label} · {split}", legendgroup=f"{label}/{split}",
                     mode=mode, line={"color": color, "dash": dash, "width": 2.5},
-                    marker={"color": color, "size": 7 if dash == "solid" else 6,
+                    marker={"color": color, "size": 9 if dash == "solid" else 8,
                             "symbol": "circle" if dash == "solid" else "circle-open"},
                     showlegend=col == 1,
                     hovertemplate=f"{split} {metric}: %{{y:.3f}}<br>epoch %{{x}}<extra>"
                                   f"{_hover_safe(label)}</extra>"), row=1, col=col)
-    fig.update_xaxes(title_text="epoch", rangemode="tozero", tickformat="d")
-    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=1)
+    # whole epochs on x; accuracy from a round floor below the worst value up to 100 %
+    xaxis = {"title_text": "epoch", "range": [0.5, last_epoch + 0.5]}
+    if last_epoch <= 12:
+        xaxis["dtick"] = 1
+    fig.update_xaxes(**xaxis)
+    low = min(accs, default=0.0)
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=1,
+                     range=[max(0.0, np.floor((low - 0.05) * 10) / 10), 1.02])
     fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=2)
+    if histories and not has_loss:
+        x0, x1 = fig.layout.xaxis2.domain
+        fig.add_annotation(text="no loss per epoch:<br>kNN and logistic heads<br>are fitted in "
+                           "one step", showarrow=False, xref="paper", yref="paper",
+                           x=(x0 + x1) / 2, y=0.5, font={"size": 15, "color": "#666"})
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
                       font=FONT, title=title, hovermode="closest",
                       legend={"orientation": "h", "y": -0.22, "x": 0})
@@ -114,12 +132,13 @@ def confusion_figure(confusion, classes: Sequence[str], *, split: str = "val",
         customdata=np.c_[tt, pp],
         hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images<extra></extra>",
         showlegend=False))
-    side = height or min(620, 140 + 48 * n)
+    side = height or min(620, max(340, 140 + 48 * n))
     fig.update_layout(
         height=side, margin={"l": 10, "r": 10, "t": 40, "b": 10}, font=FONT,
         title={"text": f"Confusion matrix ({split}) — click a cell to see its images",
                "font": {"size": 15}},
-        xaxis={"title": "predicted", "side": "bottom", "type": "category", "constrain": "domain"},
+        xaxis={"title": "predicted", "side": "bottom", "type": "category", "constrain": "domain",
+               "tickangle": 0 if n <= 6 else -45},
         yaxis={"title": "true", "autorange": "reversed", "type": "category",
                "scaleanchor": "x", "constrain": "domain"},
         clickmode="event+select", dragmode=False, plot_bgcolor="white")
@@ -152,10 +171,11 @@ def proba_figure(proba: Sequence[float], classes: Sequence[str], *, top: int | N
         text=[f"{v:.1%}" for v in p[order]], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.update_layout(
-        height=height or 90 + 42 * len(order), font=FONT,
+        height=height or 90 + 46 * len(order), font=FONT,
         margin={"l": 10, "r": 40, "t": 10, "b": 10},
-        xaxis={"range": [0, 1.12], "tickformat": ".0%", "title": "probability"},
-        yaxis={"autorange": "reversed", "type": "category"}, plot_bgcolor="white")
+        xaxis={"range": [0, 1.15], "tickformat": ".0%", "title": "probability"},
+        yaxis={"autorange": "reversed", "type": "category", "tickfont": {"size": 17}},
+        plot_bgcolor="white", uniformtext={"minsize": 14, "mode": "show"})
     return fig
 
 
