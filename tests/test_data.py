@@ -141,7 +141,7 @@ def test_bad_zip_is_a_dataset_error(tmp_path):
 
 
 def test_missing_folder_is_a_dataset_error(tmp_path):
-    with pytest.raises(DatasetError, match="unknown dataset"):
+    with pytest.raises(DatasetError, match="folder not found"):
         load_dataset(str(tmp_path / "nowhere"))
     with pytest.raises(DatasetError, match="is not a folder"):
         scan_folder(tmp_path / "nowhere")

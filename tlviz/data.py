@@ -551,6 +551,10 @@ def load_dataset(ref: str | os.PathLike, seed: int = 0, download: bool = False,
         return ds
     if str(ref) not in _REGISTRY and p.is_dir():
         return scan_folder(p, seed=seed)
+    if str(ref) not in _REGISTRY and ("/" in str(ref) or p.suffix.lower() == ".zip") \
+            and not any(i.name == str(ref) for i in list_datasets()):
+        what = "zip file" if p.suffix.lower() == ".zip" else "folder"
+        raise DatasetError(f"{what} not found: {p}")
     info = get_dataset_info(str(ref))
     ok, why = info.available()
     if not ok:
