@@ -52,6 +52,7 @@ def metric(at: AppTest, label: str) -> str:
 def test_train_page_trains_a_head_and_records_the_run(fresh_home):
     at = open_page(TRAIN)
     assert "feature-extraction" in at.selectbox(key="w.mode").options
+    assert not at.button(key="train.ladder").disabled  # tlviz.ladder is installed
     train_run(at, "knn", knn_k=3)
     val = float(metric(at, "Val accuracy").rstrip("%")) / 100
     assert val > 0.8  # digits on raw pixels with 3-NN is easy

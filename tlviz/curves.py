@@ -81,15 +81,18 @@ def curves_figure(histories: Mapping[str, object], *, height: int = 380,
     if last_epoch <= 12:
         xaxis["dtick"] = 1
     fig.update_xaxes(**xaxis)
-    low = min(accs, default=0.0)
+    low = max(0.0, np.floor((min(accs, default=0.0) - 0.05) * 10) / 10)
+    step = 0.02 if 1 - low <= 0.1 else 0.05 if 1 - low <= 0.3 else 0.1
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", row=1, col=1,
-                     range=[max(0.0, np.floor((low - 0.05) * 10) / 10), 1.02])
+                     range=[low - 0.005, 1.015],
+                     tickvals=np.round(np.arange(low, 1.0 + 1e-9, step), 4).tolist())
     fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=2)
     if histories and not has_loss:
         x0, x1 = fig.layout.xaxis2.domain
         fig.add_annotation(text="no loss per epoch:<br>kNN and logistic heads<br>are fitted in "
                            "one step", showarrow=False, xref="paper", yref="paper",
-                           x=(x0 + x1) / 2, y=0.5, font={"size": 15, "color": "#666"})
+                           x=(x0 + x1) / 2, y=0.5, xanchor="center", yanchor="middle",
+                           font={"size": 15, "color": "#666"})
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
                       font=FONT, title=title, hovermode="closest",
                       legend={"orientation": "h", "y": -0.22, "x": 0})
