@@ -7,7 +7,10 @@ per run, and the budgets side by side as ratios (measured / budget, < 1 is withi
 the whole ladder in 10 minutes, fine-tuning the last block for 10 epochs in 2 minutes
 on 2 cores. For fine-tune it also prints how much caching the frozen blocks' activations
 saves per epoch (running the frozen part every epoch vs once per view).
-CPU seconds are the process's (both threads); on a shared machine wall time is noisy.
+CPU seconds are the process's (all threads); on a shared machine wall time is noisy, and
+on an oversubscribed one use OMP_NUM_THREADS=1: with 2 OpenMP threads fighting for cores,
+every small op waits at a barrier (measured: pixels-mlp 250 s wall / 27 s CPU with 2
+threads vs 10 s / 0.7 s with 1 thread at load average 16).
 Uses a private ledger under a temporary TLVIZ_HOME unless TLVIZ_HOME is set.
 """
 
