@@ -80,10 +80,12 @@ def test_resolve_steps_in_ladder_order():
 
 def test_repeated_runs_vary_seed_and_split():
     cfg = TrainConfig(dataset="digits", backbone="pixels", head="mlp", epochs=3)
-    df = repeated_runs(cfg, (0, 1), ledger=None)
-    assert list(df["seed"]) == [0, 1] and df["val_accuracy"].between(0.5, 1).all()
+    df = repeated_runs(cfg, (0, 1, 2), ledger=None)
+    assert list(df["seed"]) == [0, 1, 2] and df["val_accuracy"].between(0.5, 1).all()
     s = summarize(df)
-    assert s["val_mean"] == pytest.approx(df["val_accuracy"].mean()) and s["val_std"] > 0
+    assert s["val_mean"] == pytest.approx(df["val_accuracy"].mean())
+    assert s["val_std"] == pytest.approx(df["val_accuracy"].std(ddof=1))
+    assert df["train_accuracy"].nunique() > 1 or s["val_std"] > 0  # seeds change the model
     knn = TrainConfig(dataset="digits", backbone="pixels", head="knn")
     same = repeated_runs(knn, (0, 1), ledger=None)
     assert summarize(same)["val_std"] == 0  # deterministic head, fixed split
