@@ -254,8 +254,9 @@ if job is not None:
             def on_cell_click() -> None:
                 sel = st.session_state.get("train.confusion")
                 pts = (sel or {}).get("selection", {}).get("points", []) if sel else []
-                if pts and pts[0].get("customdata") is not None:
-                    t, p = (int(v) for v in pts[0]["customdata"][:2])
+                cells_trace = [pt for pt in pts if pt.get("curve_number") == 1]
+                if cells_trace:  # point k of the cell trace is cell (k // n, k % n)
+                    t, p = divmod(int(cells_trace[0]["point_index"]), len(classes))
                     if f"{t},{p}" in options:
                         st.session_state[cell_key] = f"{t},{p}"
 

@@ -101,8 +101,20 @@ def test_main_flow_and_every_page(server, tmp_path):
         val = page.locator('[data-testid="stMetric"]').filter(has_text="Val accuracy")
         val.wait_for()
         assert "%" in val.inner_text()
-        page.locator('[data-testid="stPlotlyChart"]').nth(1).wait_for()  # confusion matrix
+        cm = page.locator('[data-testid="stPlotlyChart"]').nth(1)  # confusion matrix
+        cm.wait_for()
         _shot(page, "train")
+        # a click on the top-left cell (first class, correct) shows that cell's images
+        cm.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        box = cm.locator(".nsewdrag").first.bounding_box()
+        n = 2 if dataset == "hymenoptera" else 10
+        page.mouse.click(box["x"] + box["width"] / (2 * n), box["y"] + box["height"] / (2 * n))
+        cell = page.locator('[data-testid="stSelectbox"] input[aria-label="Images of a cell"]')
+        page.wait_for_function("e => e.value.includes('correct (')", arg=cell.element_handle(),
+                               timeout=30_000)
+        bu.wait_idle(page)
+        bu.assert_no_exception(page, "Train after a click on the confusion matrix")
 
         # compare shows the run
         bu.open_page(page, urls["Compare"] + q)

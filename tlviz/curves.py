@@ -118,20 +118,19 @@ def confusion_figure(confusion, classes: Sequence[str], *, split: str = "val",
     names = [str(c) for c in classes]
     row_sum = cm.sum(1, keepdims=True)
     share = np.divide(cm, row_sum, out=np.zeros_like(cm), where=row_sum > 0)
-    fig = go.Figure(go.Heatmap(
+    labels = [[str(int(c)) if c else "" for c in row] for row in cm]
+    fig = go.Figure(go.Heatmap(  # counts drawn by the heatmap (auto contrast, never dimmed)
         z=share, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, showscale=False,
+        text=labels, texttemplate="%{text}", textfont={"size": 17 if n <= 6 else 12},
         hoverinfo="skip"))
     tt, pp = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
     tt, pp = tt.ravel(), pp.ravel()
-    counts = cm[tt, pp].astype(int)
-    text = [str(c) if c else "" for c in counts]
-    dark = share[tt, pp] > 0.55
+    text = [labels[t][p] for t, p in zip(tt, pp)]
+    invisible = {"marker": {"opacity": 0.01}}
     fig.add_trace(go.Scatter(
-        x=[names[p] for p in pp], y=[names[t] for t in tt], mode="markers+text", text=text,
-        textfont={"size": 16 if n <= 6 else 12,
-                  "color": ["white" if d else "#222" for d in dark]},
+        x=[names[p] for p in pp], y=[names[t] for t in tt], mode="markers", text=text,
         marker={"size": max(12, 300 // max(n, 1)), "symbol": "square", "opacity": 0.01,
-                "color": "#000"},
+                "color": "#000"}, selected=invisible, unselected=invisible,
         customdata=np.c_[tt, pp],
         hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images<extra></extra>",
         showlegend=False))
@@ -141,9 +140,9 @@ def confusion_figure(confusion, classes: Sequence[str], *, split: str = "val",
         title={"text": f"Confusion matrix ({split}) — click a cell to see its images",
                "font": {"size": 15}},
         xaxis={"title": "predicted", "side": "bottom", "type": "category", "constrain": "domain",
-               "tickangle": 0 if n <= 6 else -45},
-        yaxis={"title": "true", "autorange": "reversed", "type": "category",
-               "scaleanchor": "x", "constrain": "domain"},
+               "tickangle": 0 if n <= 6 else -45, "range": [-0.5, n - 0.5], "showgrid": False},
+        yaxis={"title": "true", "type": "category", "range": [n - 0.5, -0.5],
+               "scaleanchor": "x", "constrain": "domain", "showgrid": False},
         clickmode="event+select", dragmode=False, plot_bgcolor="white")
     return fig
 
