@@ -87,9 +87,10 @@ def _layout(head, tail, fixed_tail, indptr, indices, eps, n_epochs, a, b, gamma,
     next_s = eps.copy()
     eps_neg = eps / neg_rate
     next_neg = eps_neg.copy()
-    clip = 4.0
+    clip = np.float32(4.0)
+    zero, one, two, tiny = np.float32(0.0), np.float32(1.0), np.float32(2.0), np.float32(0.001)
     for epoch in range(n_epochs):
-        alpha = alpha0 * (1.0 - epoch / n_epochs)
+        alpha = np.float32(alpha0 * (1.0 - epoch / n_epochs))
         if not fixed_tail:
             tail[:] = head
         for i in numba.prange(n):
@@ -100,12 +101,13 @@ def _layout(head, tail, fixed_tail, indptr, indices, eps, n_epochs, a, b, gamma,
                 if next_s[e] > epoch:
                     continue
                 j = indices[e]
-                d2 = 0.0
+                d2 = zero
                 for c in range(dim):
                     diff = head[i, c] - tail[j, c]
                     d2 += diff * diff
-                if d2 > 0.0:
-                    coef = -2.0 * a * b * d2 ** (b - 1.0) / (a * d2**b + 1.0)
+                if d2 > zero:
+                    pb = d2**b
+                    coef = -two * a * b * pb / (d2 * (a * pb + one))
                     for c in range(dim):
                         g = coef * (head[i, c] - tail[j, c])
                         g = min(max(g, -clip), clip)
@@ -117,13 +119,13 @@ def _layout(head, tail, fixed_tail, indptr, indices, eps, n_epochs, a, b, gamma,
                     k = r % n_tail
                     if not fixed_tail and k == i:
                         continue
-                    d2 = 0.0
+                    d2 = zero
                     for c in range(dim):
                         diff = head[i, c] - tail[k, c]
                         d2 += diff * diff
-                    if d2 <= 0.0:
+                    if d2 <= zero:
                         continue
-                    coef = 2.0 * gamma * b / ((0.001 + d2) * (a * d2**b + 1.0))
+                    coef = two * gamma * b / ((tiny + d2) * (a * d2**b + one))
                     for c in range(dim):
                         g = coef * (head[i, c] - tail[k, c])
                         g = min(max(g, -clip), clip)
@@ -274,7 +276,8 @@ class FastUMAP:
         Y = _scale(spectral_init(P, self.n_components, Z, self.seed), self.seed)
         P, eps = _epochs_per_sample(P, n_epochs)
         _layout(Y, Y.copy(), False, P.indptr.astype(np.int64), P.indices.astype(np.int64), eps,
-                n_epochs, self.a_, self.b_, 1.0, 1.0, float(self.negative_sample_rate), self.seed)
+                n_epochs, np.float32(self.a_), np.float32(self.b_), np.float32(1.0), 1.0,
+                float(self.negative_sample_rate), self.seed)
         self.Z_, self.k_, self.n_epochs_ = Z, k, n_epochs
         self.embedding_ = Y
         return self
@@ -292,8 +295,8 @@ class FastUMAP:
         n_epochs = max(10, self.n_epochs_ // 3)
         P, eps = _epochs_per_sample(P, n_epochs)
         _layout(Y, self.embedding_, True, P.indptr.astype(np.int64), P.indices.astype(np.int64),
-                eps, n_epochs, self.a_, self.b_, 1.0, 0.25, float(self.negative_sample_rate),
-                self.seed + 1)
+                eps, n_epochs, np.float32(self.a_), np.float32(self.b_), np.float32(1.0), 0.25,
+                float(self.negative_sample_rate), self.seed + 1)
         return Y
 
 

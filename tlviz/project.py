@@ -52,6 +52,29 @@ class ProjectionConfig:
             raise ValueError(f"unknown UMAP engine {self.engine!r}; use one of {', '.join(UMAP_ENGINES)}")
 
 
+class CovariancePCA:
+    """Exact PCA of tall data from the d x d covariance (one BLAS product, a partial eigh)."""
+
+    def __init__(self, n_components: int):
+        self.n_components = n_components
+
+    def fit(self, X: np.ndarray) -> CovariancePCA:
+        from scipy.linalg import eigh
+
+        self.mean_ = X.mean(0, dtype=np.float64).astype(np.float32)
+        Xc = X - self.mean_
+        C = (Xc.T @ Xc).astype(np.float64)
+        d, k = C.shape[0], self.n_components
+        _, vecs = eigh(C, subset_by_index=[d - k, d - 1])
+        comp = vecs[:, ::-1].T  # largest variance first
+        comp *= np.sign(comp[np.arange(k), np.abs(comp).argmax(1)])[:, None]  # sign like svd_flip
+        self.components_ = comp.astype(np.float32)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, np.float32) - self.mean_) @ self.components_.T
+
+
 class Projector:
     """A fitted projection: ``embedding_`` for the fitted rows, ``transform`` for new rows."""
 
@@ -71,8 +94,9 @@ class Projector:
         Z = X
         if cfg.method == "pca" or (cfg.pca_first and d > cfg.pca_first and n > cfg.pca_first):
             k = cfg.dim if cfg.method == "pca" else cfg.pca_first
-            solver = "covariance_eigh" if n >= 2 * d else "auto"  # d x d Gram: fast, exact
-            self.pca_ = PCA(n_components=min(k, n, d), svd_solver=solver, random_state=cfg.seed).fit(X)
+            k = min(k, n, d)
+            self.pca_ = (CovariancePCA(k) if n >= 2 * d else
+                         PCA(n_components=k, random_state=cfg.seed)).fit(X)
             Z = self.pca_.transform(X).astype(np.float32)
         if cfg.method == "pca":
             emb = Z
