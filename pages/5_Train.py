@@ -141,10 +141,10 @@ with c1:
         st.caption(f"Using {aug_from}." + (" Two augmented copies of each training image "
                    "are embedded (slower)." if mode == "feature-extraction" else ""))
     b1, b2 = st.columns(2, gap="small")
-    start = b1.button("Train", icon=":material/play_arrow:", type="primary",
+    start = b1.button("Train", type="primary",
                       disabled=busy, key="train.start", width="stretch",
                       help="Start training with these settings")
-    b2.button("Stop", icon=":material/stop:", disabled=not busy, key="train.stop",
+    b2.button("Stop", disabled=not busy, key="train.stop",
               width="stretch", on_click=stop_all)
 extra: dict = {}
 with c3:
