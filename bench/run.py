@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, machine_info
+from common import BENCH_DIR, ROOT, machine_info
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
@@ -35,7 +35,8 @@ def load() -> str:
 def save(name: str, text: str) -> None:
     """Replace the section of ``name`` in RESULTS.md (under a lock: runs may overlap)."""
     info = machine_info()
-    with open(HERE / ".results.lock", "w") as lock:
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    with open(BENCH_DIR / "results.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = RESULTS.read_text() if RESULTS.exists() else ""
         sections = {m.group(1): m.group(2).strip() for m in MARK.finditer(old)}
