@@ -52,11 +52,12 @@ def test_onnx_and_torch_backends_agree_on_a_dataset(tiny_folder):
 # --------------------------------------------------------------------------- cache
 
 
-def test_second_call_comes_from_the_cache(tiny_folder):
-    ds = scan_folder(tiny_folder)
+def test_second_call_comes_from_the_cache(tmp_path):
+    folder = make_image_folder(tmp_path / "own", seed=5501)  # images no other test embeds
+    ds = scan_folder(folder)
     first = embed(ds, "tiny_random")
     assert not first.from_cache
-    second = embed(scan_folder(tiny_folder), "tiny_random")  # a new scan of the same files
+    second = embed(scan_folder(folder), "tiny_random")  # a new scan of the same files
     assert second.from_cache and second.key == first.key
     assert np.array_equal(np.asarray(second.features), np.asarray(first.features))
     assert (config.cache_dir("embeddings") / f"{first.key}.npy").is_file()

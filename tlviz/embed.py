@@ -270,11 +270,12 @@ def onnx_session(spec: BackboneSpec, int8: bool = False, calibration: np.ndarray
     if int8 and calibration is None:
         raise ValueError("int8 needs a calibration batch of preprocessed images")
     calib = hashlib.blake2b(calibration.tobytes(), digest_size=6).hexdigest() if int8 else ""
-    name = f"{spec.name}-int8-{calib}" if int8 else spec.name
+    folder = config.cache_dir("onnx")
+    # keyed by folder too: another TLVIZ_HOME (tests, a second user) gets its own export
+    name = f"{folder}/{spec.name}-int8-{calib}" if int8 else f"{folder}/{spec.name}"
     with _SESSIONS_LOCK:
         if name in _SESSIONS:
             return _SESSIONS[name]
-        folder = config.cache_dir("onnx")
         weights = spec.weights()
         tag = hashlib.sha256(f"{weights}:{weights.stat().st_size if weights else 0}:{torch.__version__}"
                              .encode()).hexdigest()[:10]
