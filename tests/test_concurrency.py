@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import queue
 import sqlite3
 import sys
 import threading
+import time
 import types
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -77,7 +79,19 @@ def _run_processes(target, args_of, n: int) -> list:
             p.start()
     finally:
         sys.modules["__main__"] = main
-    out = [results.get(timeout=300) for _ in procs]
+    out = []
+    deadline = time.monotonic() + 300
+    while len(out) < n:  # fail fast when a child dies instead of waiting out the timeout
+        try:
+            out.append(results.get(timeout=1))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead or time.monotonic() > deadline:
+                for p in procs:
+                    p.kill()
+                barrier.abort()
+                raise AssertionError(f"worker processes failed (exit codes {dead}); "
+                                     "see the captured stderr") from None
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0

@@ -173,8 +173,8 @@ def test_too_many_images_in_a_folder_is_refused_clearly(tiny_folder, monkeypatch
 def test_saved_user_datasets_check_their_images(monkeypatch):
     good = F.make_png(Path(config.home_dir()) / "gen").read_bytes()
     with pytest.raises(DatasetError, match=r"image 2 of class 'b': not an image"):
-        save_user_dataset("webcam", {"a": [good, good], "b": [good, b"<html>"]})
-    assert not list(config.user_datasets_dir().glob("*webcam*"))  # nothing half-written
+        save_user_dataset("refused webcam", {"a": [good, good], "b": [good, b"<html>"]})
+    assert not list(config.user_datasets_dir().glob("*refused webcam*"))  # nothing half-written
     monkeypatch.setenv("TLVIZ_MAX_IMAGES", "3")
     with pytest.raises(DatasetError, match="too many images.*limit is 3"):
         save_user_dataset("webcam", {"a": [good, good], "b": [good, good]})

@@ -117,17 +117,30 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.warnings: list[str] = []
         try:
-            with self._connect() as db:
-                db.executescript(SCHEMA)
+            self._create()
         except sqlite3.DatabaseError as e:  # not a database (damaged or overwritten file)
             if isinstance(e, sqlite3.OperationalError):  # locked, read-only, disk full: not ours
                 raise
             aside = self._move_aside()
             self.warnings.append(f"the run ledger {self.path} was unreadable ({e}); it was "
                                  f"moved to {aside.name} and a new ledger started")
-            with self._connect() as db:
-                db.executescript(SCHEMA)
+            self._create()
         self.mark_interrupted()
+
+    def _create(self, attempts: int = 60) -> None:
+        """WAL mode and the schema. Switching the journal mode ignores SQLite's busy timeout, so
+        several processes opening a new ledger at once retry here instead of failing."""
+        for k in range(attempts):
+            try:
+                with self._connect() as db:
+                    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                        db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or k == attempts - 1:
+                    raise
+                time.sleep(0.05 + 0.01 * k)
 
     def _move_aside(self) -> Path:
         """Rename a damaged ledger (and its WAL files) out of the way, keeping it for rescue."""
@@ -147,8 +160,7 @@ class Ledger:
     @contextlib.contextmanager
     def _connect(self):
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
+        try:  # WAL is set once per file by _create (it persists)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
