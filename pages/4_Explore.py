@@ -271,7 +271,7 @@ with tab_ba:
     if runs.empty:
         st.info("No fine-tuned run on this dataset yet. Fine-tune one on the Train page "
                 "(mode 'fine-tune'), then come back to see how it moved the images.")
-        st.page_link(TRAIN_PAGE, label="Open the Train page", icon="🏋️")
+        st.page_link(TRAIN_PAGE, label="Open the Train page", icon=":material/model_training:")
     else:
         labels = {int(r.id): f"#{r.id} · {r.name or ''} · {r.backbone} · val "
                   f"{r.val_accuracy:.1%}" if r.val_accuracy == r.val_accuracy else f"#{r.id}"

@@ -43,7 +43,7 @@ ledger = cache.ledger()
 runs = ledger.list_runs()
 if runs.empty:
     st.info("No runs yet. Train a head on the Train page; every run lands here.")
-    st.page_link(TRAIN_PAGE, label="Open the Train page", icon="🏋️")
+    st.page_link(TRAIN_PAGE, label="Open the Train page", icon=":material/model_training:")
     st.stop()
 
 rows = {str(r["id"]): r for r in runs.to_dict(orient="records")}

@@ -29,7 +29,7 @@ st.caption("Show a trained run a new picture — the book's “is this a cat?”
 runs = cache.ledger().list_runs(status="completed")
 if runs.empty:
     st.info("No finished runs yet. Train one on the Train page, then come back.")
-    st.page_link(TRAIN_PAGE, label="Open the Train page", icon="🏋️")
+    st.page_link(TRAIN_PAGE, label="Open the Train page", icon=":material/model_training:")
     st.stop()
 
 rows = {str(r["id"]): r for r in runs.to_dict(orient="records")}
