@@ -7,22 +7,12 @@ import json
 import streamlit as st
 
 from tlviz.curves import curves_figure
-from ui import cache, sidebar, state
+from ui import cache, sidebar, state, widgets
 
 st.set_page_config(page_title="tlviz · Compare", page_icon="📈", layout="wide")
 choices = sidebar.render()
 
-TRAIN_PAGE = "pages/5_Train.py"
 LATEST = 4
-
-
-def run_label(row) -> str:
-    """#id · dataset · backbone · head-or-mode · val acc (user text stays plain text)."""
-    what = row["head"] if row["mode"] in (None, "feature-extraction") else row["mode"]
-    acc = row["val_accuracy"]
-    acc_txt = "—" if acc is None or acc != acc else f"{acc:.1%}"
-    status = "" if row["status"] == "completed" else f" [{row['status']}]"
-    return f"#{row['id']} · {row['dataset']} · {row['backbone']} · {what} · val {acc_txt}{status}"
 
 
 def augment_text(raw) -> str:
@@ -40,17 +30,11 @@ st.caption("Accuracy (left) and loss (right) per epoch: training dashed, validat
            "colour per run. Heads fitted in one step (kNN, logistic) show as single points.")
 
 ledger = cache.ledger()
-runs = ledger.list_runs()
-if runs.empty:
-    st.info("No runs yet. Train a head on the Train page; every run lands here.")
-    st.page_link(TRAIN_PAGE, label="Open the Train page", icon=":material/model_training:")
-    st.stop()
-
-rows = {str(r["id"]): r for r in runs.to_dict(orient="records")}
+rows = widgets.runs_or_stop("No runs yet. Train a head on the Train page; every run lands here.")
 ids = list(rows)
 finished = [i for i in ids if rows[i]["status"] == "completed"]
 default = (finished or ids)[:LATEST]
-picked = st.multiselect("Runs", ids, format_func=lambda i: run_label(rows[i]),
+picked = st.multiselect("Runs", ids, format_func=lambda i: widgets.run_label(rows[i]),
                         placeholder="Choose runs to compare",
                         help="The newest runs are picked by default; a link with ?runs=3,4,5 "
                              "opens these runs.",

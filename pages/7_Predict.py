@@ -5,36 +5,23 @@ from __future__ import annotations
 import streamlit as st
 
 from tlviz.curves import proba_figure
-from ui import cache, sidebar, state
+from ui import cache, sidebar, state, widgets
 from ui.text import esc
 
 st.set_page_config(page_title="tlviz · Predict", page_icon="🔮", layout="wide")
 choices = sidebar.render()
 
-TRAIN_PAGE = "pages/5_Train.py"
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"]
-
-
-def run_label(row) -> str:
-    what = row["head"] if row["mode"] in (None, "feature-extraction") else row["mode"]
-    acc = row["val_accuracy"]
-    acc_txt = "—" if acc is None or acc != acc else f"{acc:.1%}"
-    return f"#{row['id']} · {row['dataset']} · {row['backbone']} · {what} · val {acc_txt}"
 
 
 st.title("Predict")
 st.caption("Show a trained run a new picture — the book's “is this a cat?” check. "
            "The run's backbone turns the image into features, its head gives the probabilities.")
 
-runs = cache.ledger().list_runs(status="completed")
-if runs.empty:
-    st.info("No finished runs yet. Train one on the Train page, then come back.")
-    st.page_link(TRAIN_PAGE, label="Open the Train page", icon=":material/model_training:")
-    st.stop()
-
-rows = {str(r["id"]): r for r in runs.to_dict(orient="records")}
+rows = widgets.runs_or_stop("No finished runs yet. Train one on the Train page, then come back.",
+                            status="completed")
 ids = list(rows)
-run_key = st.selectbox("Run", ids, format_func=lambda i: run_label(rows[i]),
+run_key = st.selectbox("Run", ids, format_func=lambda i: widgets.run_label(rows[i]),
                        help="Newest first. Train more runs on the Train page.",
                        **state.widget("run", ids[0], ids))
 row = rows[run_key]

@@ -17,6 +17,7 @@ from ui.text import esc
 Progress = Callable[[int, int, str], None]
 
 DATA_PAGE = "pages/1_Data.py"
+TRAIN_PAGE = "pages/5_Train.py"
 
 
 @contextlib.contextmanager
@@ -122,3 +123,22 @@ def file_label(ds, i: int) -> str:
         except ValueError:
             pass
     return Path(p).name if "/" in p else p
+
+
+def run_label(row) -> str:
+    """#id · dataset · backbone · head-or-mode · val acc [status] (user text stays plain text)."""
+    what = row["head"] if row["mode"] in (None, "feature-extraction") else row["mode"]
+    acc = row["val_accuracy"]
+    acc_txt = "—" if acc is None or acc != acc else f"{acc:.1%}"
+    status = "" if row["status"] == "completed" else f" [{row['status']}]"
+    return f"#{row['id']} · {row['dataset']} · {row['backbone']} · {what} · val {acc_txt}{status}"
+
+
+def runs_or_stop(empty_message: str, status: str | None = None) -> dict[str, dict]:
+    """Ledger rows by id (newest first), or a message with a link to Train and ``st.stop()``."""
+    runs = cache.ledger().list_runs(status=status)
+    if runs.empty:
+        st.info(empty_message)
+        st.page_link(TRAIN_PAGE, label="Open the Train page", icon=":material/model_training:")
+        st.stop()
+    return {str(r["id"]): r for r in runs.to_dict(orient="records")}
