@@ -74,6 +74,16 @@ def _backbone_label(name: str, infos: dict[str, cache.Availability]) -> str:
     return name if info is None or info.ok else f"{name} · weights missing offline"
 
 
+def _picker(label: str, options: list, infos: dict, fmt, name: str, default: str, help: str):
+    """A sidebar selectbox over registry entries, with a warning when the choice is not here."""
+    value = st.selectbox(label, options, format_func=lambda o: fmt(o, infos), help=help,
+                         **state.widget(name, default, options))
+    info = infos.get(value)
+    if info is not None and not info.ok:
+        st.caption(f":material/warning: {esc(info.why)}")
+    return value
+
+
 def render() -> Choices:
     """Draw the shared sidebar and return the current choices (call once per page)."""
     ds_infos = {i.name: i for i in cache.datasets()}
@@ -89,22 +99,12 @@ def render() -> Choices:
             st.page_link(path, label=title, icon=PAGE_ICONS.get(title, ":material/home:"
                                                                  if path == "app.py" else None))
         st.divider()
-        ref = st.selectbox("Dataset", ds_options,
-                           format_func=lambda r: _dataset_label(r, ds_infos),
-                           help="Datasets marked 'not on this machine' can be fetched or "
-                                "located on the Data page.",
-                           **state.widget("dataset", state.DEFAULT_DATASET, ds_options))
-        info = ds_infos.get(ref)
-        if info is not None and not info.ok:
-            st.caption(f":material/warning: {esc(info.why)}")
-        backbone = st.selectbox("Backbone", bb_options,
-                                format_func=lambda n: _backbone_label(n, bb_infos),
-                                help="The pretrained network that turns each image into a "
-                                     "feature vector. 'pixels' = the raw pixels, no network.",
-                                **state.widget("backbone", state.DEFAULT_BACKBONE, bb_options))
-        bb = bb_infos.get(backbone)
-        if bb is not None and not bb.ok:
-            st.caption(f":material/warning: {esc(bb.why)}")
+        ref = _picker("Dataset", ds_options, ds_infos, _dataset_label, "dataset",
+                      state.DEFAULT_DATASET, "Datasets marked 'not on this machine' can be "
+                      "fetched or located on the Data page.")
+        backbone = _picker("Backbone", bb_options, bb_infos, _backbone_label, "backbone",
+                           state.DEFAULT_BACKBONE, "The pretrained network that turns each "
+                           "image into a feature vector. 'pixels' = the raw pixels, no network.")
         presenter = st.toggle("Presenter mode", help="Bigger text, fewer controls: for a "
                               "projected room.", **state.widget("presenter", False))
         seed = state.get("seed", 0, bounds=(0, 10_000))
