@@ -38,15 +38,15 @@ available = {b.name: b for b in cache.backbones((choices.backbone,))}
 default_pair = ["pixels", choices.backbone if choices.backbone != "pixels" else "mobilenet_v2"]
 c1, c2, c3, c4 = st.columns([3, 2.4, 0.1, 0.1] if choices.presenter else [3, 1.9, 1, 1.3])
 backbones = c1.multiselect("Backbones (one or two)", list(available), max_selections=2,
-                           **state.widget("backbones", default_pair, list(available)))
+                           **state.widget("backbones", default_pair, list(available), max_items=2))
 method = c2.segmented_control("Projection", list(METHODS), format_func=METHODS.get,
                               **state.widget("method", "umap", list(METHODS))) or "umap"
+splits = ["all", *ds.split_names]
 if choices.presenter:
-    dim, split = state.get("dim", 2, [2, 3]), state.get("split", "all")
+    dim, split = state.get("dim", 2, [2, 3]), state.get("split", "all", splits)
 else:
     dim = c3.segmented_control("View", [2, 3], format_func=lambda d: f"{d}D",
                                **state.widget("dim", 2, [2, 3])) or 2
-    splits = ["all", *ds.split_names]
     split = c4.selectbox("Images", splits, format_func=lambda s: "all splits" if s == "all" else s,
                          **state.widget("split", "all", splits))
 split_arg = None if split == "all" else split

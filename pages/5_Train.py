@@ -62,12 +62,12 @@ def mode_options(mode: str, advanced: bool) -> tuple[dict, int]:
     d = DEFAULTS.get(mode, {})
     hi = 50 if mode == "fine-tune" else 100
     epochs = int(st.slider("Epochs", 1, hi, **state.widget(f"{mode}_epochs",
-                                                           int(d.get("epochs", 10)))))
+                                                           int(d.get("epochs", 10)), bounds=(1, hi))))
     extra = {}
     if mode == "fine-tune":
         extra["n_trainable_blocks"] = int(st.slider(
             "Blocks to unfreeze", 1, 3, help="How many of the backbone's last blocks train.",
-            **state.widget("ft_blocks", int(d.get("n_trainable_blocks", 1)))))
+            **state.widget("ft_blocks", int(d.get("n_trainable_blocks", 1)), bounds=(1, 3))))
     elif advanced and "hidden" in d:
         extra["hidden"] = int(st.select_slider("Hidden units", HIDDEN,
                                                **state.widget("px_hidden", int(d["hidden"]),
@@ -79,7 +79,7 @@ def head_params(head: str, advanced: bool) -> tuple[dict, int | None]:
     """Widgets for the head's hyper-parameters; returns (params, epochs)."""
     if head == "knn":
         k = st.slider("Neighbours (k)", 1, 25, help="How many most-similar training images vote.",
-                      **state.widget("knn_k", 5))
+                      **state.widget("knn_k", 5, bounds=(1, 25)))
         metric = "cosine"
         if advanced:
             metric = st.radio("Distance", ["cosine", "euclidean"], horizontal=True,
@@ -92,7 +92,7 @@ def head_params(head: str, advanced: bool) -> tuple[dict, int | None]:
         return {"C": float(c)}, None
     hidden = st.select_slider("Hidden units", HIDDEN, help="0 = no hidden layer (linear).",
                               **state.widget("mlp_hidden", 256, HIDDEN))
-    epochs = st.slider("Epochs", 2, 100, **state.widget("epochs", 30))
+    epochs = st.slider("Epochs", 2, 100, **state.widget("epochs", 30, bounds=(2, 100)))
     return {"hidden": int(hidden)}, int(epochs)
 
 
@@ -162,11 +162,11 @@ with c2:
         st.caption(HEAD_HELP[head])
         if head == "mlp" and advanced:
             params["dropout"] = float(st.slider("Dropout", 0.0, 0.9, step=0.1,
-                                                **state.widget("mlp_dropout", 0.6)))
+                                                **state.widget("mlp_dropout", 0.6, bounds=(0.0, 0.9))))
     else:
         st.markdown(f"**{mode}** trains its own network; its settings are on the right.")
-    seed = int(st.number_input("Run seed", 0, 10_000, **state.widget("train_seed", 0))) \
-        if advanced else int(state.get("train_seed", 0))
+    seed = int(st.number_input("Run seed", 0, 10_000, **state.widget("train_seed", 0, bounds=(0, 10_000)))) \
+        if advanced else int(state.get("train_seed", 0, bounds=(0, 10_000)))
 
 if start:
     from tlviz.train import TrainConfig, train

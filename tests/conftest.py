@@ -68,3 +68,14 @@ def shared_dataset(name: str) -> Path:
     if not base or not (Path(base) / name).is_dir():
         pytest.skip(f"real-data tier: {name} not found (set TLVIZ_DATA_DIR to ../shared/datasets)")
     return Path(base) / name
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit_caches():
+    """The dashboard's in-process caches are keyed by dataset *name*, and names resolve
+    under TLVIZ_HOME, which tests change: each test starts with empty caches."""
+    yield
+    st = sys.modules.get("streamlit")
+    if st is not None:
+        st.cache_data.clear()
+        st.cache_resource.clear()

@@ -137,16 +137,20 @@ def test_label_issues_match_the_library_and_open_in_neighbours(digits):
     assert at.session_state["explore.image"] == int(issues["index"].iloc[1])
 
 
-def test_before_after_without_and_with_a_fine_tuned_run(tmp_path):
+def test_before_after_without_and_with_a_fine_tuned_run(fresh_home):
     at = open_explore()
     assert any("No fine-tuned run" in i.value for i in at.info)
 
     from tlviz.train import TrainConfig, train
 
-    folder = make_image_folder(tmp_path / "tiny3", n_classes=3, per_class=8, splits=("train", "val"))
-    res = train(TrainConfig(dataset=str(folder), backbone="tiny_random", head="logistic",
+    folder = make_image_folder(fresh_home / "datasets" / "tiny3", n_classes=3, per_class=8,
+                               splits=("train", "val"))  # a user dataset: opened by name
+    res = train(TrainConfig(dataset=folder.name, backbone="tiny_random", head="logistic",
                             mode="fine-tune", epochs=2, augment={}, extra={"head_epochs": 3}))
-    at = open_explore(dataset=str(folder))
+    import streamlit as st
+
+    st.cache_data.clear()  # the dataset list is cached for a minute; the app refreshes it on save
+    at = open_explore(dataset=folder.name)
     assert at.selectbox(key="explore.ba_run").value == res.run_id
     next(b for b in at.button if b.label == "Compare frozen and fine-tuned").click().run()
     assert not at.exception, at.exception

@@ -30,9 +30,10 @@ def fresh_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def tiny(tmp_path) -> Path:
-    """Three colour classes, 10 images each, no split folders (a seeded split is made)."""
-    return make_image_folder(tmp_path / "tiny", n_classes=3, per_class=10, size=32)
+def tiny(fresh_home) -> Path:
+    """Three colour classes, 10 images each, no split folders (a seeded split is made), kept
+    as the user dataset named "tiny": the web app opens datasets by name, never by path."""
+    return make_image_folder(fresh_home / "datasets" / "tiny", n_classes=3, per_class=10, size=32)
 
 
 def open_app(page: str | None = None, **query) -> AppTest:
@@ -70,7 +71,7 @@ def zip_of(folder: Path) -> bytes:
 
 
 def test_home_tells_the_story_with_real_runs(tiny):
-    at = open_app(dataset=str(tiny), backbone="tiny_random")
+    at = open_app(dataset=tiny.name, backbone="tiny_random")
     assert at.title[0].value == "Transfer learning, seen"
     assert [m.value for m in at.metric] == ["—", "—", "—"]  # no run yet on this dataset
     offline = at.dataframe[0].value
@@ -79,7 +80,7 @@ def test_home_tells_the_story_with_real_runs(tiny):
     assert not at.exception, at.exception
     runs = Ledger().list_runs()
     assert sorted(runs["backbone"]) == ["pixels", "tiny_random"]
-    assert set(runs["dataset"]) == {str(tiny)} and (runs["status"] == "completed").all()
+    assert set(runs["dataset"]) == {tiny.name} and (runs["status"] == "completed").all()
     shown = [m.value for m in at.metric]
     assert shown[0].endswith("%") and shown[1].endswith("%") and shown[2] == "—"
     best_pixels = runs.loc[runs["backbone"] == "pixels", "val_accuracy"].iloc[0]
@@ -117,7 +118,7 @@ def test_unavailable_dataset_says_what_to_do():
 
 def test_data_page_shows_samples_counts_and_skipped_files(tiny):
     bad.make_text_as_jpg(tiny / "class0")  # a file that is not an image
-    at = open_app(DATA, dataset=str(tiny), data_n="4")
+    at = open_app(DATA, dataset=tiny.name, data_n="4")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["images"] == "30" and metrics["classes"] == "3"
     assert sum(int(metrics[s]) for s in ("train", "val", "test")) == 30
@@ -178,7 +179,7 @@ def test_webcam_save_needs_two_classes():
 
 
 def test_augmentation_grid_and_code_follow_the_controls(tiny):
-    at = open_app(AUG, dataset=str(tiny))
+    at = open_app(AUG, dataset=tiny.name)
     code = at.code[0].value
     assert "RandomAffine(degrees=40.0" in code and "RandomHorizontalFlip" in code  # book preset
     at.button(key="aug_none").click().run()
@@ -199,7 +200,7 @@ def test_augmentation_grid_and_code_follow_the_controls(tiny):
 
 
 def test_augmentation_link_with_out_of_range_value_falls_back(tiny):
-    at = open_app(AUG, dataset=str(tiny), aug_rotation="500", aug_fill="spiral")
+    at = open_app(AUG, dataset=tiny.name, aug_rotation="500", aug_fill="spiral")
     assert at.slider(key="w.aug_rotation").value == 40.0
     assert at.selectbox(key="w.aug_fill").value == "nearest"
 
@@ -215,7 +216,7 @@ def _metrics(at: AppTest) -> dict[str, list[str]]:
 
 
 def test_embedding_page_projects_two_backbones_with_metrics(tiny):
-    at = open_app(EMB, dataset=str(tiny), backbone="tiny_random", method="bogus", dim="7")
+    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="bogus", dim="7")
     assert at.multiselect(key="w.backbones").value == ["pixels", "tiny_random"]
     assert at.button_group(key="w.method").value == "umap"  # stale link values fall back
     assert at.button_group(key="w.dim").value == 2
@@ -233,7 +234,7 @@ def test_embedding_page_projects_two_backbones_with_metrics(tiny):
 
 
 def test_embedding_selection_shows_the_images(tiny):
-    at = open_app(EMB, dataset=str(tiny), backbone="tiny_random", method="pca")
+    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca")
     at.session_state["s.selection"] = [0, 11, 25]  # what a lasso in the browser stores
     at.run()
     assert "3 selected image(s)" in texts(at)
@@ -246,7 +247,7 @@ def test_embedding_page_reports_missing_weights(tiny):
 
     if get_backbone_spec("resnet18").available()[0]:
         pytest.skip("resnet18 weights are on this machine: nothing is missing")
-    at = open_app(EMB, dataset=str(tiny), backbone="tiny_random", method="pca",
+    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca",
                   backbones="pixels,resnet18")
     assert not at.exception
     assert at.multiselect(key="w.backbones").value == ["pixels", "resnet18"]
@@ -260,7 +261,7 @@ def test_embedding_features_match_the_library(tiny):
     from tlviz.embed import embed
     from tlviz.metrics import separation_report
 
-    at = open_app(EMB, dataset=str(tiny), backbone="tiny_random", method="pca",
+    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca",
                   backbones="tiny_random")
     emb = embed(load_dataset(str(tiny)), "tiny_random")
     X, y = emb.split(None)

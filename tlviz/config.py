@@ -24,6 +24,16 @@ def cache_dir(kind: str) -> Path:
     return p
 
 
+def default_dataset() -> str:
+    """The dashboard's starting dataset (``$TLVIZ_DEFAULT_DATASET``, a listed name; ``digits``)."""
+    return os.environ.get("TLVIZ_DEFAULT_DATASET") or "digits"
+
+
+def default_backbone() -> str:
+    """The dashboard's starting backbone (``$TLVIZ_DEFAULT_BACKBONE``; ``mobilenet_v2``)."""
+    return os.environ.get("TLVIZ_DEFAULT_BACKBONE") or "mobilenet_v2"
+
+
 def data_dir() -> Path | None:
     """Folder holding named datasets (``$TLVIZ_DATA_DIR``); None when unset or missing."""
     raw = os.environ.get("TLVIZ_DATA_DIR")

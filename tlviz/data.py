@@ -512,6 +512,9 @@ def list_datasets() -> list[DatasetInfo]:
         except OSError:  # an unreadable data folder hides its datasets, not everyone's
             continue
         for d in entries:
+            # user datasets are folders the app made: a symlink there is never one of them
+            if kind == "user" and d.is_symlink():
+                continue
             if d.is_dir() and not d.name.startswith(".") and d.name not in known:
                 out.append(DatasetInfo(d.name, f"folder {d}", kind,
                                        lambda seed=0, _d=d, **_: _load_extracted(_d, _d.name, seed)))
@@ -527,9 +530,44 @@ def get_dataset_info(name: str) -> DatasetInfo:
     raise DatasetError(f"unknown dataset {name!r}; known: {names}; or give a folder or .zip path")
 
 
+MAX_NAME_CHARS = 200
+
+
+def is_dataset_name(ref: object) -> bool:
+    """True when ``ref`` has the shape of a listed dataset's name: a short string that is a
+    single path component (no separator, no ``.``/``..``, no ``~`` start, no control
+    characters). It says nothing about whether such a dataset exists."""
+    if not isinstance(ref, str) or not 0 < len(ref) <= MAX_NAME_CHARS:
+        return False
+    if ref in (".", "..") or ref.startswith("~") or "/" in ref or "\\" in ref or ":" in ref:
+        return False
+    return not any(unicodedata.category(ch)[0] == "C" for ch in ref)
+
+
+def load_named(name: str, seed: int = 0, download: bool = False,
+               progress: Progress | None = None) -> ImageDataset:
+    """Open a dataset by the name :func:`list_datasets` gives it, and nothing else.
+
+    This is what the web app uses: a folder or zip *path* is refused without touching the
+    file system (paths are for the CLI and the Python API, :func:`load_dataset`).
+    ``download=True`` lets a downloadable dataset fetch its files (online only).
+    """
+    if not is_dataset_name(name):
+        raise DatasetError("not a dataset name (paths are not accepted here): "
+                           f"{str(name)[:60]!r}")
+    info = get_dataset_info(name)
+    ok, why = info.available()
+    if not ok:
+        if download and info.download is not None:
+            info.download(progress)
+        else:
+            raise DatasetUnavailable(f"{info.name}: {why}")
+    return info.loader(seed=seed)
+
+
 def load_dataset(ref: str | os.PathLike, seed: int = 0, download: bool = False,
                  progress: Progress | None = None) -> ImageDataset:
-    """Load by registered name, folder path or zip path.
+    """Load by registered name, folder path or zip path (the CLI's and the API's entry).
 
     ``download=True`` lets a downloadable dataset fetch its files (online only).
     """
@@ -555,14 +593,7 @@ def load_dataset(ref: str | os.PathLike, seed: int = 0, download: bool = False,
             and not any(i.name == str(ref) for i in list_datasets()):
         what = "zip file" if p.suffix.lower() == ".zip" else "folder"
         raise DatasetError(f"{what} not found: {p}")
-    info = get_dataset_info(str(ref))
-    ok, why = info.available()
-    if not ok:
-        if download and info.download is not None:
-            info.download(progress)
-        else:
-            raise DatasetUnavailable(f"{info.name}: {why}")
-    return info.loader(seed=seed)
+    return load_named(str(ref), seed, download, progress)
 
 
 # ----------------------------------------------------------------------------- built-ins
@@ -757,6 +788,6 @@ def save_user_dataset(name: str, images: dict[str, list[bytes]]) -> Path:
 
 __all__ = [
     "SPLITS", "DatasetError", "DatasetInfo", "DatasetUnavailable", "ImageDataset", "extract_zip",
-    "get_dataset_info", "list_datasets", "load_dataset", "register_dataset", "save_user_dataset",
+    "get_dataset_info", "is_dataset_name", "list_datasets", "load_dataset", "load_named", "register_dataset", "save_user_dataset",
     "scan_folder", "stratified_split",
 ]

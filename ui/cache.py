@@ -109,12 +109,21 @@ def backbones(extra: tuple[str, ...] = ()) -> list[Availability]:
     return out
 
 
+@st.cache_data(show_spinner=False)
+def backbone_names() -> list[str]:
+    """Every registered backbone name, hidden (test) ones included: what a link may ask for."""
+    from tlviz.backbones import list_backbones
+
+    return [s.name for s in list_backbones(include_hidden=True)]
+
+
 @st.cache_resource(show_spinner=False, max_entries=6)
 def dataset(ref: str, seed: int = 0, _progress: Progress | None = None):
-    """``tlviz.data.load_dataset(ref, seed)``, kept in memory. Raises DatasetError/Unavailable."""
-    from tlviz.data import load_dataset
+    """``tlviz.data.load_named(ref, seed)``, kept in memory: a listed dataset's *name* only,
+    never a path (the web app opens only what it offers). Raises DatasetError/Unavailable."""
+    from tlviz.data import load_named
 
-    return load_dataset(ref, seed=seed, progress=_live(_progress))
+    return load_named(ref, seed=seed, progress=_live(_progress))
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)

@@ -63,9 +63,7 @@ class Choices:
 
 
 def _dataset_label(ref: str, infos: dict[str, cache.Availability]) -> str:
-    info = infos.get(ref)
-    if info is None:  # an uploaded zip or a folder path
-        return f"{Path(ref).name} (file)"
+    info = infos[ref]
     return ref if info.ok else f"{ref} · not on this machine"
 
 
@@ -86,12 +84,11 @@ def _picker(label: str, options: list, infos: dict, fmt, name: str, default: str
 
 def render() -> Choices:
     """Draw the shared sidebar and return the current choices (call once per page)."""
+    # Only what the app offers, by name: a link's folder or zip path is refused (issue: a
+    # link must not open any folder of the server's disk), with a notice, touching nothing.
     ds_infos = {i.name: i for i in cache.datasets()}
-    bb_infos = {i.name: i for i in cache.backbones((state.backbone(),))}
+    bb_infos = {i.name: i for i in cache.backbones((state.backbone(cache.backbone_names()),))}
     ds_options = list(ds_infos)
-    current = state.get("dataset", state.DEFAULT_DATASET)
-    if current not in ds_infos and (Path(current).is_dir() or Path(current).is_file()):
-        ds_options.append(current)  # a user's upload or folder stays selectable
     bb_options = list(bb_infos)
     st.set_page_config(layout="wide", page_icon=":material/visibility:")
     with st.sidebar:
@@ -100,10 +97,10 @@ def render() -> Choices:
                                                                  if path == "app.py" else None))
         st.divider()
         ref = _picker("Dataset", ds_options, ds_infos, _dataset_label, "dataset",
-                      state.DEFAULT_DATASET, "Datasets marked 'not on this machine' can be "
+                      state.default_dataset(), "Datasets marked 'not on this machine' can be "
                       "fetched or located on the Data page.")
         backbone = _picker("Backbone", bb_options, bb_infos, _backbone_label, "backbone",
-                           state.DEFAULT_BACKBONE, "The pretrained network that turns each "
+                           state.default_backbone(), "The pretrained network that turns each "
                            "image into a feature vector. 'pixels' = the raw pixels, no network.")
         presenter = st.toggle("Presenter mode", help="Bigger text, fewer controls: for a "
                               "projected room.", **state.widget("presenter", False))

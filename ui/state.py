@@ -15,6 +15,7 @@ Widget keys are ``"w.<name>"`` (``at.radio(key="w.method")`` in AppTest).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -22,28 +23,85 @@ import streamlit as st
 
 T = TypeVar("T")
 
-DEFAULT_DATASET = "digits"
-DEFAULT_BACKBONE = "mobilenet_v2"
 _PREFIX = "s."  # session_state key of a stored value
 _WIDGET = "w."  # session_state key of the widget bound to it
 
 
+MAX_URL_CHARS = 200  # a longer query-string value is hostile, not a choice
+MAX_URL_ITEMS = 64
+INT_BOUNDS = (0, 1_000_000)  # every integer choice of the app is a count or a seed
+_REJECTED = "state.rejected"  # session_state: (name, value digest) already reported
+
+
+def _text_ok(s: str) -> bool:
+    """Short, and free of control characters (NUL, newlines, bidi overrides...)."""
+    import unicodedata
+
+    return len(s) <= MAX_URL_CHARS and not any(unicodedata.category(ch)[0] == "C" for ch in s)
+
+
 def _parse(raw: Any, default: T) -> T | None:
-    """A query-string value as the type of ``default`` (None when it does not parse)."""
+    """A query-string value as the type of ``default`` (None when it does not parse, or is
+    over-long, holds control characters, or is a non-finite number)."""
+    import math
+
     try:
+        if isinstance(default, list | tuple):
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            items = [str(x) for x in items if str(x)]
+            if len(items) > MAX_URL_ITEMS or not all(_text_ok(x) for x in items):
+                return None
+            return items
+        if isinstance(raw, list):  # ?x=1&x=2 where one value is expected
+            return None
+        raw = str(raw)
+        if not _text_ok(raw):
+            return None
         if isinstance(default, bool):
-            s = str(raw).lower()
+            s = raw.lower()
             return True if s in ("1", "true", "yes", "on") else False if s in ("0", "false", "no", "off") else None
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):
-            return float(raw)
-        if isinstance(default, list | tuple):
-            items = raw if isinstance(raw, list) else str(raw).split(",")
-            return [str(x) for x in items if str(x)]
-        return str(raw)
+            value = float(raw)
+            return value if math.isfinite(value) else None
+        return raw
     except (TypeError, ValueError):
         return None
+
+
+def _allowed(value: Any, default: Any, options: Sequence | None,
+             bounds: tuple[float, float] | None, max_items: int | None = None) -> bool:
+    """Whether a value read from the URL may be used: strings and lists only from
+    ``options``, numbers only inside ``bounds`` (integers inside :data:`INT_BOUNDS` when no
+    bounds are given)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if options is not None:
+        opts = list(options)
+        texts = {str(o) for o in opts}
+        if isinstance(value, list):
+            return (max_items is None or len(value) <= max_items) \
+                and all(v in opts or v in texts for v in value)
+        return value in opts or (isinstance(value, str) and value in texts)
+    if isinstance(default, int | float):
+        lo, hi = bounds if bounds is not None else INT_BOUNDS if isinstance(default, int) else (-1e9, 1e9)
+        return isinstance(value, int | float) and lo <= value <= hi
+    return False  # free text from a link is never used
+
+
+def _reject(name: str, raw: Any) -> None:
+    """Tell the user once (per parameter and value) that the link's value was not used."""
+    import hashlib
+
+    seen = st.session_state.setdefault(_REJECTED, builtins.set())  # set() is ours here
+    mark = (name, hashlib.sha1(repr(raw).encode("utf-8", "replace")).hexdigest())
+    if mark in seen:
+        return
+    seen.add(mark)
+    # the value itself is not echoed: it may be long, odd or a path nobody should see
+    st.toast(f"The link's value for '{name}' is not one this app offers: using the default.",
+             icon=":material/link_off:")
 
 
 def _to_query(value: Any) -> str | list[str]:
@@ -55,8 +113,13 @@ def _to_query(value: Any) -> str | list[str]:
 
 
 def get(name: str, default: T, options: Sequence | None = None,
-        bounds: tuple[float, float] | None = None) -> T:
+        bounds: tuple[float, float] | None = None, max_items: int | None = None) -> T:
     """The stored value of ``name``: session, else URL query string, else ``default``.
+
+    A link is hostile input: its value is used only when it parses as the default's type,
+    is short and free of control characters, and is one of ``options`` (strings, lists)
+    or inside ``bounds`` (numbers; integers default to :data:`INT_BOUNDS`). Anything else
+    falls back to ``default`` with a one-line notice, and touches nothing.
 
     With ``options`` a value outside them (a stale link, a dataset that went away)
     falls back to ``default`` (or the first option when ``default`` is not one either);
@@ -65,17 +128,19 @@ def get(name: str, default: T, options: Sequence | None = None,
     if _PREFIX + name in st.session_state:
         value = st.session_state[_PREFIX + name]
     elif name in st.query_params:
-        raw = st.query_params.get_all(name) if isinstance(default, list | tuple) else st.query_params[name]
-        if isinstance(raw, list) and len(raw) == 1:
+        raw = st.query_params.get_all(name)
+        if len(raw) == 1:
             raw = raw[0]
         value = _parse(raw, default)
-        value = default if value is None else value
+        if value is None or not _allowed(value, default, options, bounds, max_items):
+            _reject(name, raw)
+            value = default
     else:
         value = default
     if options is not None:
         opts = list(options)
         if isinstance(value, list):
-            value = [v for v in value if v in opts] or default
+            value = [v for v in value if v in opts][:max_items] or default
         elif value not in opts:
             value = default if default in opts or not opts else opts[0]
     if bounds is not None and not (isinstance(value, int | float) and bounds[0] <= value <= bounds[1]):
@@ -101,9 +166,9 @@ def set(name: str, value: Any, *, url: bool = True, default: Any = None) -> None
 
 
 def sync(name: str, default: T, options: Sequence | None = None,
-         bounds: tuple[float, float] | None = None) -> T:
+         bounds: tuple[float, float] | None = None, max_items: int | None = None) -> T:
     """Read ``name`` and write it back, so the URL shows it on this page too."""
-    value = get(name, default, options, bounds)
+    value = get(name, default, options, bounds, max_items)
     set(name, value, default=default)
     return value
 
@@ -113,7 +178,7 @@ def _copy_from_widget(name: str, default: Any = None) -> None:
 
 
 def widget(name: str, default: Any, options: Sequence | None = None,
-           bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+           bounds: tuple[float, float] | None = None, max_items: int | None = None) -> dict[str, Any]:
     """Keyword arguments binding a widget to ``name``: ``key``, ``on_change``, ``args``.
 
     Call it just before creating the widget and do not pass ``value``/``index`` too: the
@@ -121,7 +186,7 @@ def widget(name: str, default: Any, options: Sequence | None = None,
     ``options`` (select widgets) or ``bounds`` (sliders, number inputs) so that a stale or
     hand-edited link falls back to the default instead of failing.
     """
-    value = sync(name, default, options, bounds)
+    value = sync(name, default, options, bounds, max_items)
     st.session_state[_WIDGET + name] = value
     return {"key": _WIDGET + name, "on_change": _copy_from_widget, "args": (name, default)}
 
@@ -134,14 +199,28 @@ def widget_key(name: str) -> str:
 # ----------------------------------------------------------------------------- the shared choices
 
 
-def dataset() -> str:
-    """The chosen dataset reference (a registered name, folder or zip path)."""
-    return get("dataset", DEFAULT_DATASET)
+def default_dataset() -> str:
+    """The starting dataset (``TLVIZ_DEFAULT_DATASET``, e.g. the one a teacher demos)."""
+    from tlviz import config
+
+    return config.default_dataset()
 
 
-def backbone() -> str:
-    """The chosen backbone name."""
-    return get("backbone", DEFAULT_BACKBONE)
+def default_backbone() -> str:
+    """The starting backbone (``TLVIZ_DEFAULT_BACKBONE``)."""
+    from tlviz import config
+
+    return config.default_backbone()
+
+
+def dataset(offered: Sequence[str]) -> str:
+    """The chosen dataset: one of the ``offered`` names (never a path), else the default."""
+    return get("dataset", default_dataset(), offered)
+
+
+def backbone(registered: Sequence[str]) -> str:
+    """The chosen backbone: one of the ``registered`` names, else the default."""
+    return get("backbone", default_backbone(), registered)
 
 
 def presenter() -> bool:

@@ -108,7 +108,7 @@ def use_dataset(ref: str) -> None:
     from ui import state
 
     cache.refresh_datasets()
-    state.set("dataset", ref, default=state.DEFAULT_DATASET)
+    state.set("dataset", ref, default=state.default_dataset())
     st.rerun()
 
 
