@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -208,3 +209,33 @@ def _recognises(name: str, pretrained: bool) -> bool:
 def test_bundled_weights_are_real_imagenet_weights(name):
     assert _recognises(name, pretrained=True)
     assert not _recognises(name, pretrained=False)  # the check can fail
+
+
+def test_zoo_table_matches_torchvision_v1_weights_and_hub_dir():
+    """The torch-free registry's URLs and preprocessing are torchvision's IMAGENET1K_V1 ones,
+    and its hub folder is torch.hub's (oracles: torchvision's tables, torch.hub)."""
+    import torch
+    from torchvision.models import get_model_weights
+
+    from tlviz.backbones import ZOO, torch_hub_dir
+
+    for name, (url, dim, resize) in ZOO.items():
+        v1 = get_model_weights(name).IMAGENET1K_V1
+        t = v1.transforms()
+        assert url == v1.url, name
+        assert list(t.resize_size) == [resize] and list(t.crop_size) == [224], name
+        spec = get_backbone_spec(name)
+        assert spec.feature_dim == dim
+        if spec.source == "torchvision":
+            assert spec.preprocess.resize == resize
+    assert torch_hub_dir() == Path(torch.hub.get_dir())
+
+
+def test_listing_backbones_and_their_availability_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from tlviz.backbones import list_backbones; "
+            "[s.available() for s in list_backbones()]; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

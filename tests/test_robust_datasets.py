@@ -184,17 +184,18 @@ def test_saved_user_datasets_check_their_images(monkeypatch):
     assert Path(ds.root).parent == config.user_datasets_dir()  # the name cannot escape
 
 
-def test_data_page_shows_awkward_class_names_as_text(tmp_path):
+def test_data_page_shows_awkward_class_names_as_text(tmp_path, monkeypatch):
     """The Data page (AppTest) escapes class names: HTML stays text, nothing is rendered."""
     from streamlit.testing.v1 import AppTest
 
-    root = make_image_folder(tmp_path / "weird", n_classes=3, per_class=4)
+    monkeypatch.setenv("TLVIZ_HOME", str(tmp_path / "home"))  # a user dataset, opened by name
+    root = make_image_folder(tmp_path / "home" / "datasets" / "weird", n_classes=3, per_class=4)
     names = ["<img src=x onerror=alert(1)>", "🐱 cats", "a_b *c* $x$"]
     for k, name in enumerate(names):
         (root / f"class{k}").rename(root / name)
     F.make_zero_byte(root / names[1])
     at = AppTest.from_file(str(Path(__file__).parents[1] / "app.py"), default_timeout=120)
-    at.query_params.update({"dataset": str(root), "backbone": "pixels"})
+    at.query_params.update({"dataset": root.name, "backbone": "pixels"})
     at.run()
     at.switch_page("pages/1_Data.py").run()
     assert not at.exception, at.exception

@@ -28,6 +28,8 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from tlviz.errors import BadInput
+
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 PARAM_KEYS = (
     "theta", "tx", "ty", "shear", "zx", "zy", "flip_h", "flip_v", "brightness", "contrast",
@@ -86,17 +88,17 @@ class AugmentConfig:
         for name, lo, hi, hi_incl in _RANGES:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"{name} must be a finite number, got {v!r}")
+                raise BadInput(f"{name} must be a finite number, got {v!r}")
             if v < lo or v > hi or (v == hi and not hi_incl):
                 bound = f"{hi}]" if hi_incl else f"{hi})"
                 hint = " (Keras uses 0..255: divide by 255)" if name == "cval" else ""
-                raise ValueError(f"{name} must be in [{lo}, {bound}, got {v!r}{hint}")
+                raise BadInput(f"{name} must be in [{lo}, {bound}, got {v!r}{hint}")
             object.__setattr__(self, name, float(v))
         for name in ("horizontal_flip", "vertical_flip"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+                raise BadInput(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.fill_mode not in FILL_MODES:
-            raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {self.fill_mode!r}")
+            raise BadInput(f"fill_mode must be one of {FILL_MODES}, got {self.fill_mode!r}")
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -219,9 +221,9 @@ def apply_params(x: torch.Tensor, params: Mapping[str, torch.Tensor],
     Photometric changes clamp to ``[0, 1]``.
     """
     if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"expected a float (N, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
+        raise BadInput(f"expected a float (N, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
     if fill_mode not in FILL_MODES:
-        raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
+        raise BadInput(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
     n, c, h, w = x.shape
     ident = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 1.0,
              "flip_h": 0.0, "flip_v": 0.0, "brightness": 1.0, "contrast": 1.0}

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from tlviz import config
+from tlviz.errors import BadInput
 from tlviz.safeio import (
     BadArchive,
     BadImage,
@@ -50,7 +51,7 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".
 Progress = Callable[[int, int, str], None]
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInput):
     """A dataset that cannot be used as asked; the message says what to do."""
 
 
@@ -495,7 +496,7 @@ _REGISTRY: dict[str, DatasetInfo] = {}
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
     if info.name in _REGISTRY:
-        raise ValueError(f"dataset {info.name!r} is already registered")
+        raise BadInput(f"dataset {info.name!r} is already registered")
     _REGISTRY[info.name] = info
     return info
 

@@ -24,14 +24,20 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from PIL import Image
 
 from tlviz import config
-from tlviz.backbones import BackboneSpec, FeatureNet, create_backbone, get_backbone_spec
+from tlviz.backbones import BackboneSpec, create_backbone, get_backbone_spec
 from tlviz.data import ImageDataset
+from tlviz.errors import BadInput, UnknownName
+from tlviz.preprocess import Preprocess
+
+if TYPE_CHECKING:  # torch loads on first use: a cache hit never imports it
+    import torch
+
+    from tlviz.nets import FeatureNet
 
 Progress = Callable[[int, int, str], None]
 CACHE_VERSION = "e1"
@@ -94,10 +100,10 @@ def _read_cache(npy: Path, meta_path: Path, n: int) -> tuple[np.ndarray, dict] |
     try:
         meta = json.loads(meta_path.read_text())
         if meta.get("rows") != n or _digest_file(npy) != meta.get("digest"):
-            raise ValueError("cache does not match")
+            raise BadInput("cache does not match")
         arr = np.load(npy, mmap_mode="r")
         if arr.shape[0] != n:
-            raise ValueError("wrong shape")
+            raise BadInput("wrong shape")
         return arr, meta
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged in any way
         for p in (npy, meta_path):
@@ -164,50 +170,32 @@ def _compute_to(npy: Path, meta_path: Path, dataset, spec, backend, batch_size, 
 # ----------------------------------------------------------------------------- decoding
 
 
-def _pixels(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
-    """uint8 (H, W[, C]) of ``spec.preprocess``'s geometry (shorter side to size, centre crop),
-    resampling only the cropped box: the same pixels within one grey level, twice as fast."""
-    im = image.convert("L" if spec.grayscale else "RGB")
-    s = spec.input_size
-    w, h = im.size
-    scale = s / min(w, h)
-    nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
-    left, top = (nw - s) // 2, (nh - s) // 2
-    box = (left * w / nw, top * h / nh, (left + s) * w / nw, (top + s) * h / nh)
-    im = im.resize((s, s), Image.BILINEAR, box=box, reducing_gap=None if max(w, h) < 3 * s else 2.0)
-    return np.asarray(im)
-
-
-def _decode(dataset: ImageDataset, spec: BackboneSpec, idx: np.ndarray):
+def _decode(dataset: ImageDataset, prep: Preprocess, idx: np.ndarray):
     """Preprocessed batch (B, C, H, W) and the failures [(i, reason)] within it."""
-    s, c = spec.input_size, spec.channels
+    s, c = prep.size, prep.channels
     raw = np.zeros((len(idx), s, s, c), np.uint8)
     failed, bad = [], []
     for j, i in enumerate(idx):
         try:
-            raw[j] = _pixels(dataset.load(int(i), size=s), spec).reshape(s, s, c)
+            raw[j] = prep.pixels(dataset.load(int(i), size=prep.resize or s)).reshape(s, s, c)
         except Exception as e:  # noqa: BLE001 - one bad image must not stop the rest
             failed.append((int(i), str(e) or type(e).__name__))
             bad.append(j)
-    std = np.asarray(spec.std, np.float32)
-    scale = (1.0 / (255.0 * std))[:, None, None]
-    shift = (np.asarray(spec.mean, np.float32) / std)[:, None, None]
-    batch = np.empty((len(idx), c, s, s), np.float32)
-    np.multiply(raw.transpose(0, 3, 1, 2), scale, out=batch)
-    batch -= shift
+    batch = prep.normalise(raw)
     batch[bad] = 0.0
     return batch, failed
 
 
-def iter_batches(dataset: ImageDataset, spec: BackboneSpec, batch_size: int = 32,
+def iter_batches(dataset: ImageDataset, prep: Preprocess | BackboneSpec, batch_size: int = 32,
                  indices: np.ndarray | None = None, workers: int = 2):
     """Yield (indices, batch, failures), decoding ahead in threads while the caller infers."""
+    prep = prep.preprocess if isinstance(prep, BackboneSpec) else prep
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices)
     chunks = [idx[k:k + batch_size] for k in range(0, len(idx), batch_size)]
     sub = max(1, batch_size // workers)
     with ThreadPoolExecutor(max_workers=workers) as ex:
         def submit(chunk):
-            return [ex.submit(_decode, dataset, spec, chunk[k:k + sub])
+            return [ex.submit(_decode, dataset, prep, chunk[k:k + sub])
                     for k in range(0, len(chunk), sub)]
 
         pending = [submit(c) for c in chunks[:2]]
@@ -235,6 +223,8 @@ def onnx_available() -> bool:
 
 def export_onnx(net: torch.nn.Module, spec: BackboneSpec, path: Path, check: bool = True) -> dict:
     """Export ``net`` (images -> features) to ONNX with a dynamic batch; check against torch."""
+    import torch
+
     x = torch.randn(2, spec.channels, spec.input_size, spec.input_size)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with torch.no_grad():
@@ -266,9 +256,10 @@ def onnx_session(spec: BackboneSpec, int8: bool = False, calibration: np.ndarray
     CPU's integer dot-product units (VNNI) where there are some.
     """
     import onnxruntime as ort
+    import torch
 
     if int8 and calibration is None:
-        raise ValueError("int8 needs a calibration batch of preprocessed images")
+        raise BadInput("int8 needs a calibration batch of preprocessed images")
     calib = hashlib.blake2b(calibration.tobytes(), digest_size=6).hexdigest() if int8 else ""
     folder = config.cache_dir("onnx")
     # keyed by folder too: another TLVIZ_HOME (tests, a second user) gets its own export
@@ -343,17 +334,19 @@ def _runner(spec: BackboneSpec, backend: str, int8: bool,
     if backend == "auto":
         backend = "onnx" if onnx_available() else "torch"
     if int8 and backend != "onnx":
-        raise ValueError("int8 runs on ONNX Runtime only (backend='onnx' or 'auto')")
+        raise BadInput("int8 runs on ONNX Runtime only (backend='onnx' or 'auto')")
     if backend == "onnx":
         sess = onnx_session(spec, int8, calibration)
         return lambda b: sess.run(None, {"images": b})[0]
     if backend != "torch":
-        raise ValueError(f"unknown backend {backend!r}: use onnx, torch or auto")
+        raise UnknownName(f"unknown backend {backend!r}: use onnx, torch or auto")
     net = create_backbone(spec.name)
     return lambda b: torch_features(net, b)
 
 
 def torch_features(net: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
+    import torch
+
     with torch.inference_mode():
         return net(torch.from_numpy(batch)).numpy()
 
@@ -362,7 +355,7 @@ def _extract(out: np.ndarray, dataset, spec, backend, batch_size, progress, int8
     calibration = None
     if int8 and spec.source != "none":  # activation ranges from up to 64 of the dataset's images
         pick = np.unique(np.linspace(0, len(dataset) - 1, min(64, len(dataset))).astype(int))
-        calibration = _decode(dataset, spec, pick)[0]
+        calibration = _decode(dataset, spec.preprocess, pick)[0]
     run = _runner(spec, backend, int8, calibration)
     failed: list[tuple[int, str]] = []
     done = 0

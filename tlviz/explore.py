@@ -29,10 +29,12 @@ import pandas as pd
 import torch
 
 from tlviz.augment import AugmentConfig, build_transform
-from tlviz.backbones import BackboneSpec, FeatureNet, get_backbone_spec
+from tlviz.backbones import BackboneSpec, get_backbone_spec
 from tlviz.data import ImageDataset
 from tlviz.embed import Embeddings, embed_images, iter_batches, torch_features
+from tlviz.errors import BadInput, UnknownName
 from tlviz.metrics import separation_report
+from tlviz.nets import FeatureNet
 from tlviz.project import ProjectionConfig, Projector
 
 METRICS = ("cosine", "euclidean")
@@ -45,7 +47,7 @@ Progress = Callable[[int, int, str], None]
 def pairwise(A: np.ndarray, B: np.ndarray, metric: str = "cosine") -> np.ndarray:
     """(len(A), len(B)) distances: cosine (1 - cosine similarity) or euclidean."""
     if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+        raise UnknownName(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
     A = np.atleast_2d(np.asarray(A, dtype=np.float64))
     B = np.atleast_2d(np.asarray(B, dtype=np.float64))
     if metric == "cosine":
@@ -139,7 +141,7 @@ def export_selection(dataset: ImageDataset, indices: Sequence[int], fmt: str = "
     if fmt == "txt":
         return "".join(dataset.path(i) + "\n" for i in idx)
     if fmt != "csv":
-        raise ValueError("fmt must be 'csv' or 'txt'")
+        raise BadInput("fmt must be 'csv' or 'txt'")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["index", "path", "class", "split"])
@@ -284,9 +286,9 @@ def satellites(dataset: ImageDataset, emb: Embeddings, indices: Sequence[int],
     cfg = augment if isinstance(augment, AugmentConfig) else AugmentConfig.from_dict(augment or {})
     indices = [int(i) for i in indices]
     if not indices:
-        raise ValueError("choose at least one image")
+        raise BadInput("choose at least one image")
     if n_copies < 1:
-        raise ValueError("n_copies must be at least 1")
+        raise BadInput("n_copies must be at least 1")
     spec = get_backbone_spec(emb.backbone)
     X_ref, y_ref = emb.split(None)
     if projector is None:
@@ -432,14 +434,14 @@ def before_after(dataset: ImageDataset, frozen: str | FeatureNet, finetuned: Fea
     ``X_before`` skips the frozen pass (e.g. cached :func:`~tlviz.embed.embed` rows).
     """
     if align not in ("procrustes", "joint"):
-        raise ValueError("align must be 'procrustes' or 'joint'")
+        raise BadInput("align must be 'procrustes' or 'joint'")
     if spec is None:
         if not isinstance(frozen, str):
-            raise ValueError("give spec= (input size, normalisation) with a FeatureNet")
+            raise BadInput("give spec= (input size, normalisation) with a FeatureNet")
         spec = get_backbone_spec(frozen)
     idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
     if len(idx) < 3:
-        raise ValueError("need at least 3 images to compare layouts")
+        raise BadInput("need at least 3 images to compare layouts")
     if X_before is None:
         if isinstance(frozen, str):
             from tlviz.backbones import create_backbone

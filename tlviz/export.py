@@ -22,15 +22,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlviz.backbones import FeatureNet, create_backbone, get_backbone_spec
-from tlviz.finetune import TorchPredictor, build_model, plain_spec, read_meta
+from tlviz.backbones import create_backbone, get_backbone_spec
+from tlviz.errors import BadInput
+from tlviz.finetune import TorchPredictor, build_model, read_meta
 from tlviz.heads import head_from_state
+from tlviz.nets import FeatureNet
+from tlviz.preprocess import Preprocess
 from tlviz.runs import Ledger
 from tlviz.train import FeaturePredictor, load_predictor
 
 FORMAT = "tlviz-export/1"
-PREPROCESSING = ("RGB (or L when grayscale); resize the shorter side to input_size (bilinear), "
-                 "centre crop input_size x input_size; pixels / 255; (x - mean) / std; "
+PREPROCESSING = ("RGB (or L when grayscale); resize the shorter side to resize (input_size "
+                 "when null; bilinear), centre crop input_size x input_size; pixels / 255; (x - mean) / std; "
                  "NCHW float32")
 
 
@@ -156,7 +159,7 @@ def export_run(ledger: Ledger, run_id: int, folder: str | os.PathLike,
                   "val_accuracy": run.get("val_accuracy"), "preprocessing": PREPROCESSING,
                   "onnx": {"input": "images", "output": "probabilities"}}
     if isinstance(pred, FeaturePredictor):
-        spec = get_backbone_spec(pred.backbone)
+        prep = get_backbone_spec(pred.backbone).preprocess
         net = create_backbone(pred.backbone)
         head_mod = _HEAD_MODULES[pred.head_name](pred.head, len(classes))
         module = _Probabilities(net, head_mod)
@@ -165,23 +168,23 @@ def export_run(ledger: Ledger, run_id: int, folder: str | os.PathLike,
         info["model"] = {"kind": "feature-extraction", "backbone": pred.backbone,
                          "head": pred.head_name, "head_params": pred.head_params}
     elif isinstance(pred, TorchPredictor):
-        spec = pred.spec
+        prep = pred.prep
         module = _Probabilities(pred.model)
         meta = read_meta(ledger.weights(run_id))
         prefix = "" if meta["arch"] == "fine-tune" else "model."  # FineTuned has net./head.
         state = {f"{prefix}{k}": v.detach().numpy() for k, v in pred.model.state_dict().items()}
         info["model"] = {"kind": "torch", "meta": meta}
     else:
-        raise ValueError(f"run {run_id} cannot be exported ({type(pred).__name__})")
-    info.update(input_size=spec.input_size, mean=list(spec.mean), std=list(spec.std),
-                grayscale=spec.grayscale, channels=spec.channels)
+        raise BadInput(f"run {run_id} cannot be exported ({type(pred).__name__})")
+    info.update(input_size=prep.size, resize=prep.resize, mean=list(prep.mean), std=list(prep.std),
+                grayscale=prep.grayscale, channels=prep.channels)
     paths = {"json": folder / "model.json", "safetensors": folder / "model.safetensors"}
     save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(paths["safetensors"]),
               metadata={"format": FORMAT})
     if onnx:
         paths["onnx"] = folder / "model.onnx"
-        info["onnx"]["max_abs_error_vs_torch"] = _export_onnx(module, spec.channels,
-                                                              spec.input_size, paths["onnx"])
+        info["onnx"]["max_abs_error_vs_torch"] = _export_onnx(module, prep.channels, prep.size,
+                                                              paths["onnx"])
     paths["json"].write_text(json.dumps(info, indent=2, default=str))
     return paths
 
@@ -196,13 +199,14 @@ class OnnxPredictor:
         import onnxruntime as ort
 
         self.info, self.classes = info, list(info["classes"])
-        self.spec = plain_spec(info["input_size"], info["grayscale"], info["mean"], info["std"])
+        self.prep = Preprocess(int(info["input_size"]), info.get("resize"), tuple(info["mean"]),
+                               tuple(info["std"]), bool(info["grayscale"]))
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def predict_proba(self, images: list) -> np.ndarray:
         if not len(images):
             return np.zeros((0, len(self.classes)))
-        x = np.stack([self.spec.preprocess(im) for im in images]).astype(np.float32)
+        x = np.stack([self.prep(im) for im in images]).astype(np.float32)
         return self.session.run(None, {"images": x})[0]
 
     def predict(self, images: list) -> np.ndarray:
@@ -239,9 +243,9 @@ def load_exported(folder: str | os.PathLike, backend: str = "auto"):
     except ValueError as e:
         if str(folder) in str(e):
             raise
-        raise ValueError(f"{folder} is not a usable tlviz export: {e}") from e
+        raise BadInput(f"{folder} is not a usable tlviz export: {e}") from e
     except Exception as e:  # noqa: BLE001 - safetensors, ONNX Runtime, torch: each its own errors
-        raise ValueError(f"{folder} is not a usable tlviz export "
+        raise BadInput(f"{folder} is not a usable tlviz export "
                          f"({type(e).__name__}: {str(e)[:300]})") from e
 
 
@@ -251,19 +255,19 @@ def _load_exported(folder: Path, backend: str):
     try:
         info = json.loads((folder / "model.json").read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"{folder} is not an exported tlviz model (model.json: {e})") from None
+        raise BadInput(f"{folder} is not an exported tlviz model (model.json: {e})") from None
     if info.get("format") != FORMAT:
-        raise ValueError(f"{folder}/model.json is not a {FORMAT} export")
+        raise BadInput(f"{folder}/model.json is not a {FORMAT} export")
     if backend not in ("auto", "onnx", "torch"):
-        raise ValueError("backend must be auto, onnx or torch")
+        raise BadInput("backend must be auto, onnx or torch")
     onnx_path = folder / "model.onnx"
     if backend == "onnx" or (backend == "auto" and onnx_path.exists()):
         return OnnxPredictor(onnx_path, info)
     weights = load_file(str(folder / "model.safetensors"))
     classes, model = list(info["classes"]), info["model"]
     if model["kind"] == "torch":
-        net_model, spec, net = build_model(model["meta"], weights, len(classes), pretrained=False)
-        return TorchPredictor(net_model, spec, classes, feature_net=net)
+        net_model, prep, net = build_model(model["meta"], weights, len(classes), pretrained=False)
+        return TorchPredictor(net_model, prep, classes, feature_net=net)
     net = create_backbone(model["backbone"], pretrained=False)
     net.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in weights.items()
                          if k.startswith("net.")})

@@ -42,9 +42,12 @@ from torch import nn
 
 from tlviz import config
 from tlviz.augment import AugmentConfig, augment_batch
-from tlviz.backbones import BackboneSpec, FeatureNet, create_backbone, get_backbone_spec
+from tlviz.backbones import BackboneSpec, create_backbone, get_backbone_spec
 from tlviz.data import ImageDataset
 from tlviz.embed import embed, export_onnx, file_lock, iter_batches, onnx_available
+from tlviz.errors import BadInput, UnknownName
+from tlviz.nets import FeatureNet
+from tlviz.preprocess import Preprocess
 from tlviz.train import Context, ModeOutput, register_mode
 
 DEFAULTS: dict[str, dict] = {
@@ -64,13 +67,13 @@ def options(mode: str, cfg) -> dict:
     """The mode's defaults overridden by ``cfg.extra`` (and ``cfg.epochs``)."""
     unknown = set(cfg.extra) - set(DEFAULTS[mode]) - {"augment_views", "body_backend"}
     if unknown:
-        raise ValueError(f"unknown option(s) for {mode}: {', '.join(sorted(unknown))}; "
+        raise UnknownName(f"unknown option(s) for {mode}: {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(DEFAULTS[mode])}")
     o = {**DEFAULTS[mode], **cfg.extra}
     if cfg.epochs:
         o["epochs"] = int(cfg.epochs)
     if int(o["epochs"]) < 1:
-        raise ValueError("epochs must be at least 1")
+        raise BadInput("epochs must be at least 1")
     return o
 
 
@@ -89,28 +92,30 @@ _DECODED_LOCK = threading.Lock()
 _DECODED_MAX_BYTES = 1 << 30
 
 
-def plain_spec(size: int, grayscale: bool = False, mean=None, std=None) -> BackboneSpec:
-    """A spec that only preprocesses (resize the shorter side, centre crop, normalise)."""
+def plain_preprocess(size: int, grayscale: bool = False, mean=None, std=None,
+                     resize: int | None = None) -> Preprocess:
+    """Resize the shorter side, centre crop, normalise (mean 0 / std 1 unless given)."""
     c = 1 if grayscale else 3
     mean = tuple(mean) if mean is not None else (0.0,) * c
     std = tuple(std) if std is not None else (1.0,) * c
-    return BackboneSpec(f"plain{size}", lambda pretrained: None, 0, size, mean=mean, std=std,
-                        grayscale=grayscale, source="none")
+    return Preprocess(size, resize, mean, std, grayscale)
 
 
-def decoded(ds: ImageDataset, size: int, grayscale: bool = False, ctx: Context | None = None
+def decoded(ds: ImageDataset, prep: Preprocess, ctx: Context | None = None
             ) -> tuple[torch.Tensor, np.ndarray]:
-    """Every image of ``ds`` as uint8 (N, C, size, size) plus a validity mask; cached in memory."""
-    key = (ds.fingerprint, size, grayscale)
+    """Every image of ``ds`` as uint8 (N, C, size, size) — ``prep``'s geometry, before its
+    normalisation — plus a validity mask; cached in memory."""
+    size, grayscale = prep.size, prep.grayscale
+    key = (ds.fingerprint, size, prep.resize, grayscale)
     with _DECODED_LOCK:
         if key in _DECODED:
             _DECODED.move_to_end(key)
             return _DECODED[key]
-    spec = plain_spec(size, grayscale)
-    out = torch.zeros((len(ds), spec.channels, size, size), dtype=torch.uint8)
+    plain = plain_preprocess(size, grayscale, resize=prep.resize)
+    out = torch.zeros((len(ds), plain.channels, size, size), dtype=torch.uint8)
     valid = np.ones(len(ds), bool)
     done = 0
-    for idx, batch, bad in iter_batches(ds, spec, 64):
+    for idx, batch, bad in iter_batches(ds, plain, 64):
         out[idx] = torch.from_numpy(np.rint(batch * 255)).to(torch.uint8)
         valid[[i for i, _ in bad]] = False
         done += len(idx)
@@ -211,7 +216,7 @@ def _optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}: use rmsprop, adam or sgd")
+    raise UnknownName(f"unknown optimizer {name!r}: use rmsprop, adam or sgd")
 
 
 def _train_mode(model: nn.Module, freeze_bn: bool) -> None:
@@ -298,7 +303,7 @@ def _meta_array(meta: dict) -> np.ndarray:
 def read_meta(weights: dict[str, np.ndarray]) -> dict:
     """The JSON description stored beside a run's weights."""
     if "meta.json" not in weights:
-        raise ValueError("these weights have no meta.json (not a torch-mode run)")
+        raise BadInput("these weights have no meta.json (not a torch-mode run)")
     return json.loads(bytes(np.asarray(weights["meta.json"], dtype=np.uint8)).decode())
 
 
@@ -325,14 +330,14 @@ def _train_small(ctx: Context, mode: str) -> ModeOutput:
     o = options(mode, cfg)
     size = int(o["image_size"])
     if mode == "scratch-cnn" and (size < 16 or size % 16):
-        raise ValueError("scratch-cnn image_size must be a multiple of 16 (e.g. 64 or 96)")
+        raise BadInput("scratch-cnn image_size must be a multiple of 16 (e.g. 64 or 96)")
     gray = mode == "pixels-mlp"
     t0 = time.perf_counter()
-    images, valid = decoded(ds, size, gray, ctx)
+    images, valid = decoded(ds, plain_preprocess(size, gray), ctx)
     t_decode = time.perf_counter() - t0
     parts = _split_indices(ds, valid)
     if "train" not in parts or not len(parts["train"]):
-        raise ValueError(f"{ds.name} has no usable training images")
+        raise BadInput(f"{ds.name} has no usable training images")
     c = images.shape[1]
     mean, std = (SCRATCH_MEAN,) * c, (SCRATCH_STD,) * c
     meta = {"arch": mode, "channels": c, "image_size": size, "mean": mean, "std": std,
@@ -354,7 +359,7 @@ def _train_small(ctx: Context, mode: str) -> ModeOutput:
     preds = {s: (idx, _predict_logits(model, images[idx], lambda xb: _prep(xb, mean, std))
                  .argmax(1).numpy() if len(idx) else idx) for s, idx in parts.items()}
     weights = {**_state(model, "model."), "meta.json": _meta_array(meta)}
-    predictor = TorchPredictor(model, plain_spec(size, gray, mean, std), list(ds.classes))
+    predictor = TorchPredictor(model, plain_preprocess(size, gray, mean, std), list(ds.classes))
     return ModeOutput(preds, history, weights, {"decode": t_decode, "train": t_train}, predictor)
 
 
@@ -506,7 +511,7 @@ def augmented_features(ctx: Context, idx: np.ndarray, views: int) -> np.ndarray:
     spec = get_backbone_spec(cfg.backbone)
     aug = augment_config(cfg)
     net = create_backbone(cfg.backbone)
-    images, _ = decoded(ds, spec.input_size, spec.grayscale, ctx)
+    images, _ = decoded(ds, spec.preprocess, ctx)
     run_body = _body_runner(spec, net, len(net.stages))
     gen = torch.Generator().manual_seed(cfg.seed)
     out = []
@@ -525,9 +530,9 @@ def _fine_tune(ctx: Context) -> ModeOutput:
     net = create_backbone(cfg.backbone)
     n = int(o["n_trainable_blocks"])
     if not len(net.stages):
-        raise ValueError(f"{cfg.backbone} has no blocks to fine-tune; pick a pretrained backbone")
+        raise BadInput(f"{cfg.backbone} has no blocks to fine-tune; pick a pretrained backbone")
     if not 1 <= n <= len(net.stages):
-        raise ValueError(f"n_trainable_blocks must be within 1..{len(net.stages)} for {cfg.backbone}")
+        raise BadInput(f"n_trainable_blocks must be within 1..{len(net.stages)} for {cfg.backbone}")
     k = len(net.stages) - n
     aug = augment_config(cfg, default=AugmentConfig.book())
     views = 1 + (int(o["augment_views"]) if aug is not None else 0)
@@ -550,7 +555,7 @@ def _fine_tune(ctx: Context) -> ModeOutput:
 
     # cached body activations: view 0 plain (shared across seeds), then augmented views
     t0 = time.perf_counter()
-    images, valid = decoded(ds, spec.input_size, spec.grayscale, ctx)
+    images, valid = decoded(ds, spec.preprocess, ctx)
     parts = _split_indices(ds, valid & emb.valid)
     run_body = _body_runner(spec, net, k, o.get("body_backend", "auto"))
     base = (ds.fingerprint, spec.name, k)
@@ -590,14 +595,14 @@ def _fine_tune(ctx: Context) -> ModeOutput:
     net.to(memory_format=torch.contiguous_format)
     meta = {"arch": "fine-tune", "backbone": spec.name, "n_trainable_blocks": n,
             "first_trainable_stage": k, "hidden": int(o["hidden"]), "dropout": float(o["dropout"]),
-            "image_size": spec.input_size, "mean": spec.mean, "std": spec.std,
-            "grayscale": spec.grayscale, "channels": spec.channels}
+            "image_size": spec.input_size, "resize": spec.preprocess.resize, "mean": spec.mean,
+            "std": spec.std, "grayscale": spec.grayscale, "channels": spec.channels}
     weights = {f"net.stages.{i}.{key}": v for i in range(k, len(net.stages))
                for key, v in _state(net.stages[i], "").items()}
     weights.update(_state(head, "head."))
     weights["meta.json"] = _meta_array(meta)
     model_full = FineTuned(net, head).eval()
-    predictor = TorchPredictor(model_full, spec, list(ds.classes), feature_net=net)
+    predictor = TorchPredictor(model_full, spec.preprocess, list(ds.classes), feature_net=net)
     return ModeOutput(preds, [rec0, *history], weights, timings, predictor)
 
 
@@ -613,14 +618,14 @@ class TorchPredictor:
     """
 
     model: nn.Module
-    spec: BackboneSpec
+    prep: Preprocess
     classes: list[str]
     feature_net: FeatureNet | None = None
 
     def predict_proba(self, images: list) -> np.ndarray:
         if not len(images):
             return np.zeros((0, len(self.classes)))
-        x = torch.from_numpy(np.stack([self.spec.preprocess(im) for im in images]))
+        x = torch.from_numpy(np.stack([self.prep(im) for im in images]))
         self.model.eval()
         with torch.no_grad():
             return torch.softmax(self.model(x), 1).numpy()
@@ -630,34 +635,34 @@ class TorchPredictor:
 
 
 def build_model(meta: dict, weights: dict[str, np.ndarray], n_classes: int,
-                pretrained: bool = True) -> tuple[nn.Module, BackboneSpec, FeatureNet | None]:
+                pretrained: bool = True) -> tuple[nn.Module, Preprocess, FeatureNet | None]:
     """Rebuild a torch-mode model from its meta description and weights (no pickle)."""
     if meta["arch"] in ("pixels-mlp", "scratch-cnn"):
         model = _build_small(meta, n_classes)
         model.load_state_dict(_sub_state(weights, "model."))
-        spec = plain_spec(meta["image_size"], meta["channels"] == 1, meta["mean"], meta["std"])
-        return model.eval(), spec, None
+        prep = plain_preprocess(meta["image_size"], meta["channels"] == 1, meta["mean"], meta["std"])
+        return model.eval(), prep, None
     if meta["arch"] != "fine-tune":
-        raise ValueError(f"unknown model kind {meta['arch']!r}")
+        raise UnknownName(f"unknown model kind {meta['arch']!r}")
     spec = get_backbone_spec(meta["backbone"])
     net = create_backbone(meta["backbone"], pretrained=pretrained)
     state = _sub_state(weights, "net.")
     missing = [k for k in state if k not in net.state_dict()]
     if missing:
-        raise ValueError(f"weights do not fit {meta['backbone']}: e.g. {missing[0]}")
+        raise BadInput(f"weights do not fit {meta['backbone']}: e.g. {missing[0]}")
     net.load_state_dict(state, strict=not pretrained)
     head = make_head(net.feature_dim, n_classes, meta["hidden"], meta["dropout"])
     head.load_state_dict(_sub_state(weights, "head."))
-    return FineTuned(net, head).eval(), spec, net
+    return FineTuned(net, head).eval(), spec.preprocess, net
 
 
 def load_predictor(run: dict, weights: dict[str, np.ndarray]) -> TorchPredictor:
     """A predictor for a pixels-mlp, scratch-cnn or fine-tune run from the ledger."""
     meta = read_meta(weights)
-    model, spec, net = build_model(meta, weights, len(run["classes"]))
-    return TorchPredictor(model, spec, list(run["classes"]), feature_net=net)
+    model, prep, net = build_model(meta, weights, len(run["classes"]))
+    return TorchPredictor(model, prep, list(run["classes"]), feature_net=net)
 
 
 __all__ = ["DEFAULTS", "FineTuned", "TorchPredictor", "augment_config", "augmented_features", "build_model", "decoded",
-           "fit", "load_predictor", "make_head", "options", "pixels_mlp", "plain_spec",
+           "fit", "load_predictor", "make_head", "options", "pixels_mlp", "plain_preprocess",
            "read_meta", "scratch_cnn"]

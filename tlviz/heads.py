@@ -21,6 +21,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from tlviz.errors import BadInput, UnknownName
+
 
 class _StateMixin:
     """Learned state as a dict of numpy arrays, and back."""
@@ -114,7 +116,7 @@ class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
         from sklearn.linear_model import LogisticRegression
 
         if self.normalize not in ("l2", "standard", "none"):
-            raise ValueError("normalize must be l2, standard or none")
+            raise BadInput("normalize must be l2, standard or none")
         X, y = _fit_xy(self, X, y)
         self.mean_ = np.zeros(X.shape[1], np.float32)
         self.scale_ = np.ones(X.shape[1], np.float32)
@@ -278,10 +280,10 @@ def create_head(name: str, **params):
     try:
         cls = HEADS[name]
     except KeyError:
-        raise ValueError(f"unknown head {name!r}; use one of {', '.join(HEADS)}") from None
+        raise UnknownName(f"unknown head {name!r}; use one of {', '.join(HEADS)}") from None
     known = cls._get_param_names()
     if unknown := sorted(set(params) - set(known)):
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for the {name} head; "
+        raise UnknownName(f"unknown parameter(s) {', '.join(unknown)} for the {name} head; "
                          f"it takes {', '.join(known)}")
     return cls(**params)
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from tlviz.augment import AugmentConfig
 from tlviz.data import ImageDataset, load_dataset
+from tlviz.errors import BadInput, UnknownName
 from tlviz.runs import Ledger
 from tlviz.train import Cancelled, TrainConfig, train
 
@@ -105,7 +106,7 @@ def repeated_runs(cfg: TrainConfig, seeds: Sequence[int] = (0, 1, 2), *,
     (only for datasets without a fixed split: folders without split dirs, digits).
     """
     if vary not in ("seed", "split"):
-        raise ValueError("vary must be 'seed' or 'split'")
+        raise BadInput("vary must be 'seed' or 'split'")
     led = Ledger() if ledger is True else (ledger or None)
     rows = []
     for n, seed in enumerate(seeds):
@@ -142,7 +143,7 @@ def resolve_steps(modes: Sequence[str] | None) -> list[Step]:
     for m in modes:
         hits = [s.name for s in STEPS if s.name == m] or [s.name for s in STEPS if s.mode == m]
         if not hits:
-            raise ValueError(f"unknown ladder step {m!r}; use some of {', '.join(STEP_NAMES)}")
+            raise UnknownName(f"unknown ladder step {m!r}; use some of {', '.join(STEP_NAMES)}")
         chosen.update(hits)
     return [s for s in STEPS if s.name in chosen]
 
@@ -166,7 +167,7 @@ def run_ladder(dataset: str | ImageDataset, *, backbone: str = "mobilenet_v2",
     options = options or {}
     unknown = set(options) - set(STEP_NAMES)
     if unknown:
-        raise ValueError(f"options for unknown step(s): {', '.join(sorted(unknown))}")
+        raise BadInput(f"options for unknown step(s): {', '.join(sorted(unknown))}")
     total = len(steps) * len(seeds)
     rows: list[dict] = []
     cancelled = False
@@ -245,13 +246,13 @@ def images_per_class_curve(dataset: str | ImageDataset, backbone: str = "mobilen
     Xtr, ytr = emb.split("train")
     Xv, yv = emb.split("val")
     if not len(yv):
-        raise ValueError(f"{ds.name} has no validation images to score")
+        raise BadInput(f"{ds.name} has no validation images to score")
     classes = np.unique(ytr)
     largest = int(max((ytr == c).sum() for c in classes))
     rows = []
     for size in sizes:
         if size is not None and int(size) < 1:
-            raise ValueError("images per class must be at least 1")
+            raise BadInput("images per class must be at least 1")
         accs, used = [], []
         for seed in (seeds if size is not None else seeds[:1]):
             rng = np.random.default_rng(seed)

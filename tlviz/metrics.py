@@ -11,12 +11,14 @@ from sklearn.metrics import confusion_matrix as _sk_confusion
 from sklearn.metrics import silhouette_score as _sk_silhouette
 from sklearn.neighbors import NearestNeighbors
 
+from tlviz.errors import BadInput
+
 
 def _check(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y)
     if X.ndim != 2 or len(X) != len(y):
-        raise ValueError("X must be (n, d) with one label per row")
+        raise BadInput("X must be (n, d) with one label per row")
     return X, y
 
 

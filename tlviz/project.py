@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tlviz import config
+from tlviz.errors import BadInput, UnknownName
 
 METHODS = ("umap", "pca", "tsne")
 
@@ -45,11 +46,11 @@ class ProjectionConfig:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"unknown projection {self.method!r}; use one of {', '.join(METHODS)}")
+            raise UnknownName(f"unknown projection {self.method!r}; use one of {', '.join(METHODS)}")
         if self.dim not in (2, 3):
-            raise ValueError("dim must be 2 or 3")
+            raise BadInput("dim must be 2 or 3")
         if self.engine not in UMAP_ENGINES:
-            raise ValueError(f"unknown UMAP engine {self.engine!r}; use one of {', '.join(UMAP_ENGINES)}")
+            raise UnknownName(f"unknown UMAP engine {self.engine!r}; use one of {', '.join(UMAP_ENGINES)}")
 
 
 class CovariancePCA:
@@ -89,7 +90,7 @@ class Projector:
         self.X_ = X
         n, d = X.shape
         if n < 3:
-            raise ValueError("need at least 3 images to make a projection")
+            raise BadInput("need at least 3 images to make a projection")
         self.pca_ = None
         Z = X
         if cfg.method == "pca" or (cfg.pca_first and d > cfg.pca_first and n > cfg.pca_first):

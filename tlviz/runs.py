@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tlviz import config
+from tlviz.errors import BadInput, UnknownName
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -268,7 +269,7 @@ class Ledger:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
         if row is None:
-            raise KeyError(f"no run {run_id}")
+            raise UnknownName(f"no run {run_id}")
         d = dict(row)
         for k in ("config", "confusion", "classes", "timings"):
             d[k] = json.loads(d[k]) if d[k] else None
@@ -295,7 +296,7 @@ class Ledger:
         try:
             return load(bytes(row["data"]))
         except Exception as e:  # noqa: BLE001 - safetensors raises its own error types
-            raise ValueError(f"run {run_id}: the stored weights are damaged ({e})") from e
+            raise BadInput(f"run {run_id}: the stored weights are damaged ({e})") from e
 
     def compare(self, run_ids):
         """One row per run, the columns people compare on."""
@@ -315,7 +316,7 @@ class Ledger:
         elif fmt == "csv":
             self.compare(run_ids).to_csv(path, index=False)
         else:
-            raise ValueError("export format must be csv or json")
+            raise BadInput("export format must be csv or json")
         return path
 
     def export_text(self, run_ids, fmt: str) -> str:

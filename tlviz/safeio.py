@@ -27,6 +27,8 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
+from tlviz.errors import BadInput
+
 __all__ = [
     "BadArchive",
     "BadImage",
@@ -46,11 +48,11 @@ ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes
 ZipSource = str | os.PathLike[str] | IO[bytes]
 
 
-class BadImage(ValueError):
+class BadImage(BadInput):
     """An image that cannot be used; ``str(err)`` is the reason, fit for a user."""
 
 
-class BadArchive(ValueError):
+class BadArchive(BadInput):
     """An archive that is refused; ``str(err)`` is the reason, fit for a user."""
 
 

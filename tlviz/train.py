@@ -20,6 +20,7 @@ import numpy as np
 
 from tlviz.data import ImageDataset, load_dataset
 from tlviz.embed import embed, embed_images
+from tlviz.errors import BadInput, Cancelled, UnknownName
 from tlviz.heads import create_head, head_from_state
 from tlviz.metrics import accuracy, confusion_matrix
 from tlviz.runs import Ledger
@@ -29,8 +30,6 @@ EpochCallback = Callable[[dict], None]
 StopCheck = Callable[[], bool]
 
 
-class Cancelled(Exception):
-    """Training was cancelled by the caller (``should_stop`` returned True)."""
 
 
 @dataclass
@@ -116,7 +115,7 @@ MODES: dict[str, Callable[[Context], ModeOutput]] = {}
 def register_mode(name: str):
     def deco(fn):
         if name in MODES:
-            raise ValueError(f"mode {name!r} is already registered")
+            raise BadInput(f"mode {name!r} is already registered")
         MODES[name] = fn
         return fn
     return deco
@@ -200,7 +199,7 @@ def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
     if cfg.mode not in MODES:
         _load_extra_modes()
     if cfg.mode not in MODES:
-        raise ValueError(f"unknown mode {cfg.mode!r}; use one of {', '.join(MODES)}")
+        raise UnknownName(f"unknown mode {cfg.mode!r}; use one of {', '.join(MODES)}")
     t0 = time.perf_counter()
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, seed=cfg.seed)
     ds = ds.ensure_val(seed=cfg.seed)
@@ -255,7 +254,7 @@ def load_predictor(ledger: Ledger, run_id: int):
     cfg = run["config"]
     weights = ledger.weights(run_id)
     if weights is None:
-        raise ValueError(f"run {run_id} has no stored weights (status: {run['status']})")
+        raise BadInput(f"run {run_id} has no stored weights (status: {run['status']})")
     mode = cfg.get("mode", "feature-extraction")
     if mode == "feature-extraction":
         params = dict(cfg.get("head_params") or {})
