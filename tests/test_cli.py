@@ -144,3 +144,47 @@ def test_console_script_in_a_subprocess(tiny_folder, home):
     proc = subprocess.run([str(exe), "runs", "show", "7"], capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip() == "tlviz: no run 7"
+
+
+def test_export_command_writes_an_onnx_model_that_onnxruntime_alone_reloads(capsys, tmp_path,
+                                                                            tiny_folder):
+    """tlviz export: the ONNX file gives the ledger predictor's probabilities within 1e-5,
+    with onnxruntime and the exported preprocessing only (no tlviz model code)."""
+    import numpy as np
+    import onnxruntime as ort
+    from PIL import Image
+
+    from tlviz.preprocess import Preprocess
+    from tlviz.runs import Ledger
+    from tlviz.train import load_predictor
+
+    code, out, _ = run(capsys, "train", "--dataset", tiny_folder, "--backbone", "tiny_random",
+                       "--head", "logistic", "--json")
+    rid = last_json(out)["run_id"]
+    code, out, err = run(capsys, "export", rid, "--format", "onnx", "--out", tmp_path / "m", "--json")
+    assert code == 0, err
+    info = json.loads((tmp_path / "m" / "model.json").read_text())
+    prep = Preprocess(info["input_size"], info["resize"], tuple(info["mean"]), tuple(info["std"]),
+                      info["grayscale"])
+    images = [Image.open(p) for p in sorted(tiny_folder.rglob("*.png"))[:6]]
+    sess = ort.InferenceSession(last_json(out)["onnx"], providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"images": np.stack([prep(im) for im in images])})[0]
+    want = load_predictor(Ledger(), rid).predict_proba(images)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    code, out, err = run(capsys, "export", rid, "--format", "safetensors", "--out", tmp_path / "s")
+    assert code == 0 and (tmp_path / "s" / "model.safetensors").exists()
+    assert not (tmp_path / "s" / "model.onnx").exists()
+    code, _, err = run(capsys, "export", 999, "--out", tmp_path / "x")
+    assert code == 2 and err.strip() == "tlviz: no run 999"
+
+
+def test_help_imports_nothing_heavy_and_names_the_ladder_steps():
+    from tlviz.cli import LADDER_STEPS
+    from tlviz.ladder import STEP_NAMES
+
+    assert LADDER_STEPS == STEP_NAMES
+    code = ("import sys\nfrom tlviz.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n"
+            "    pass\nprint(sorted(m for m in ('torch', 'sklearn', 'numpy', 'pandas', 'PIL') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

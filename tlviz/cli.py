@@ -1,14 +1,15 @@
-"""The ``tlviz`` command: datasets, backbones, embed, project, train, runs.
+"""The ``tlviz`` command: datasets, backbones, embed, project, train, runs, ladder, curve, export.
 
 Every subcommand prints a readable table; ``--json`` puts one JSON object on the last
-line. Errors are one line on stderr and exit code 2 — never a traceback.
+line. Errors are one line on stderr and exit code 2 — never a traceback. Nothing heavy is
+imported before a command needs it: ``tlviz --help`` loads argparse and no more, and a
+cached ``tlviz embed`` never imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -249,28 +250,95 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _extend_parser(sub, common) -> None:
-    """Subcommands defined elsewhere (e.g. ``ladder``) add themselves here."""
+# the ladder's steps, named here so that --help needs no import of the ladder (tested)
+LADDER_STEPS = ("pixels-mlp", "scratch-cnn", "scratch-cnn+aug", "feature-extraction", "fine-tune")
+
+
+def _ints(text: str) -> list[int]:
     try:
-        from tlviz import ladder
-    except ImportError:
-        return
-    ladder.add_cli(sub, common)
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"expected comma-separated integers, got {text!r}") from None
+
+
+def cmd_ladder(args) -> int:
+    from tlviz.data import load_dataset
+    from tlviz.ladder import run_ladder
+
+    ds = load_dataset(args.dataset, seed=0, download=args.download)
+    _warn_dataset(ds)
+    options = _json_arg("--options", args.options) if args.options else None
+    res = run_ladder(ds, backbone=args.backbone, head=args.head, seeds=_ints(args.seeds),
+                     modes=args.steps.split(",") if args.steps else None,
+                     ledger=None if args.no_ledger else True,
+                     progress=_progress_bar("ladder") if sys.stderr.isatty() else None,
+                     options=options)
+    print(f"ladder on {ds.name} ({args.backbone} + {args.head})\n{res.to_text()}")
+    if args.json:
+        print(json.dumps({"dataset": ds.name, "backbone": args.backbone, "head": args.head,
+                          **res.to_json()}, default=str))
+    return 0
+
+
+def cmd_curve(args) -> int:
+    from tlviz.ladder import images_per_class_curve
+
+    sizes = [None if s.strip().lower() == "all" else _ints(s)[0] for s in args.sizes.split(",")]
+    df = images_per_class_curve(args.dataset, args.backbone, args.head, sizes, _ints(args.seeds),
+                                progress=_progress_bar("curve") if sys.stderr.isatty() else None)
+    lines = [f"{'per class':>9} {'images':>7} {'val accuracy':>16}"]
+    lines += [f"{r.label:>9} {r.n_train:>7.0f} {r.val_mean:>8.3f} ± {r.val_std:.3f}"
+              for r in df.itertuples()]
+    print("\n".join(lines))
+    if args.json:
+        print(json.dumps(df.to_dict(orient="records")))
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Write a run's model: ``model.onnx`` (+ model.json) or ``model.safetensors`` (+ json)."""
+    from tlviz.export import export_run
+    from tlviz.runs import Ledger
+
+    paths = export_run(Ledger(), args.run_id, args.out, onnx=args.format == "onnx")
+    if args.format == "safetensors":
+        paths.pop("onnx", None)
+    out = {"run_id": args.run_id, "format": args.format, **{k: str(v) for k, v in paths.items()}}
+    _emit(args, out, "\n".join(f"wrote {v}" for k, v in paths.items()))
+    return 0
+
+
+def _extend_parser(sub, common) -> None:
+    s = common(sub.add_parser("ladder", help="the seeds' ladder: pixels, scratch CNN, +aug, "
+                              "feature extraction, fine-tune; mean ± std over seeds"))
+    s.add_argument("--head", default="logistic")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    s.add_argument("--steps", help=f"comma-separated subset of: {', '.join(LADDER_STEPS)}")
+    s.add_argument("--options", help='per-step overrides as JSON, e.g. \'{"fine-tune": {"epochs": 5}}\'')
+    s.add_argument("--no-ledger", action="store_true", help="do not store the runs")
+    s = common(sub.add_parser("curve", help="accuracy vs images per class (frozen backbone + head)"))
+    s.add_argument("--head", default="logistic")
+    s.add_argument("--sizes", default="5,10,20,40,all")
+    s.add_argument("--seeds", default="0,1,2")
+    s = common(sub.add_parser("export", help="write a run's model as ONNX or safetensors"),
+               dataset=False, backbone=False)
+    s.add_argument("run_id", type=int)
+    s.add_argument("--format", choices=["onnx", "safetensors"], default="onnx")
+    s.add_argument("--out", required=True, help="a folder for model.onnx / model.safetensors "
+                   "and model.json (created)")
 
 
 COMMANDS = {"datasets": cmd_datasets, "backbones": cmd_backbones, "embed": cmd_embed,
-            "project": cmd_project, "train": cmd_train, "runs": cmd_runs}
+            "project": cmd_project, "train": cmd_train, "runs": cmd_runs, "ladder": cmd_ladder,
+            "curve": cmd_curve, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import warnings
+    from tlviz.errors import TlvizError
 
-    warnings.filterwarnings("ignore")
     args = build_parser().parse_args(argv)
-    fn = COMMANDS.get(args.command) or getattr(args, "func", None)
     try:
-        return fn(args)
+        return COMMANDS[args.command](args)
     except SystemExit as e:
         if isinstance(e.code, str):
             print(f"tlviz: {e.code}", file=sys.stderr)
@@ -279,9 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tlviz: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, KeyError, RuntimeError, OSError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"tlviz: {msg}", file=sys.stderr)
+    except TlvizError as e:  # everything tlviz refuses: one line, exit 2
+        print(f"tlviz: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file the user named cannot be read or written
+        print(f"tlviz: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
 
 

@@ -18,7 +18,6 @@ frozen backbone + head trained on 5, 10, 20, 40 … images per class (embeds onc
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -278,66 +277,5 @@ def images_per_class_curve(dataset: str | ImageDataset, backbone: str = "mobilen
 # ----------------------------------------------------------------------------- CLI
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise SystemExit(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _progress(args):
-    from tlviz.cli import _progress_bar
-
-    return _progress_bar("ladder") if sys.stderr.isatty() else None
-
-
-def cmd_ladder(args) -> int:
-    from tlviz.cli import _warn_dataset
-
-    ds = load_dataset(args.dataset, seed=0, download=args.download)
-    _warn_dataset(ds)
-    options = json.loads(args.options) if args.options else None
-    res = run_ladder(ds, backbone=args.backbone, head=args.head, seeds=_ints(args.seeds),
-                     modes=args.steps.split(",") if args.steps else None,
-                     ledger=None if args.no_ledger else True, progress=_progress(args),
-                     options=options)
-    text = f"ladder on {ds.name} ({args.backbone} + {args.head})\n{res.to_text()}"
-    print(text)
-    if args.json:
-        print(json.dumps({"dataset": ds.name, "backbone": args.backbone, "head": args.head,
-                          **res.to_json()}, default=str))
-    return 0
-
-
-def cmd_curve(args) -> int:
-    sizes = [None if s.strip().lower() == "all" else int(s) for s in args.sizes.split(",")]
-    df = images_per_class_curve(args.dataset, args.backbone, args.head, sizes, _ints(args.seeds),
-                                progress=_progress(args))
-    lines = [f"{'per class':>9} {'images':>7} {'val accuracy':>16}"]
-    lines += [f"{r.label:>9} {r.n_train:>7.0f} {r.val_mean:>8.3f} ± {r.val_std:.3f}"
-              for r in df.itertuples()]
-    print("\n".join(lines))
-    if args.json:
-        print(json.dumps(df.to_dict(orient="records")))
-    return 0
-
-
-def add_cli(sub, common) -> None:
-    """Register ``tlviz ladder`` and ``tlviz curve`` on the CLI's subparsers."""
-    s = common(sub.add_parser("ladder", help="the seeds' ladder: pixels, scratch CNN, +aug, "
-                              "feature extraction, fine-tune; mean ± std over seeds"))
-    s.add_argument("--head", default="logistic")
-    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    s.add_argument("--steps", help=f"comma-separated subset of: {', '.join(STEP_NAMES)}")
-    s.add_argument("--options", help='per-step overrides as JSON, e.g. \'{"fine-tune": {"epochs": 5}}\'')
-    s.add_argument("--no-ledger", action="store_true", help="do not store the runs")
-    s.set_defaults(func=cmd_ladder)
-    s = common(sub.add_parser("curve", help="accuracy vs images per class (frozen backbone + head)"))
-    s.add_argument("--head", default="logistic")
-    s.add_argument("--sizes", default="5,10,20,40,all")
-    s.add_argument("--seeds", default="0,1,2")
-    s.set_defaults(func=cmd_curve)
-
-
-__all__ = ["STEPS", "LadderResult", "Step", "add_cli", "format_table", "images_per_class_curve",
+__all__ = ["STEPS", "LadderResult", "Step", "format_table", "images_per_class_curve",
            "repeated_runs", "resolve_steps", "run_ladder", "summarize"]

@@ -7,11 +7,9 @@ make classes look apart (or together) when they are not.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import confusion_matrix as _sk_confusion
-from sklearn.metrics import silhouette_score as _sk_silhouette
-from sklearn.neighbors import NearestNeighbors
 
 from tlviz.errors import BadInput
+from tlviz.neighbours import knn, silhouette_samples
 
 
 def _check(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -22,24 +20,28 @@ def _check(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def silhouette(X, y, max_samples: int = 4000, seed: int = 0) -> float:
-    """Mean silhouette (euclidean), on a seeded sample of at most ``max_samples`` rows."""
+def silhouette(X, y, max_samples: int = 4000, seed: int = 0, metric: str = "euclidean") -> float:
+    """Mean silhouette, on a seeded sample of at most ``max_samples`` rows (the same sample
+    as scikit-learn's ``silhouette_score(..., sample_size, random_state=seed)``)."""
     X, y = _check(X, y)
     if len(np.unique(y)) < 2 or len(X) < 3:
         return float("nan")
-    n = min(len(X), max_samples)
-    return float(_sk_silhouette(X, y, sample_size=n if n < len(X) else None, random_state=seed))
+    if len(X) > max_samples:
+        pick = np.random.RandomState(seed).permutation(len(X))[:max_samples]
+        X, y = X[pick], y[pick]
+        if len(np.unique(y)) < 2:
+            return float("nan")
+    return float(silhouette_samples(X, y, metric).mean())
 
 
-def knn_loo_accuracy(X, y, k: int = 5) -> float:
+def knn_loo_accuracy(X, y, k: int = 5, metric: str = "euclidean") -> float:
     """Leave-one-out k-nearest-neighbour accuracy (majority vote, ties to the nearest)."""
     X, y = _check(X, y)
     if len(X) < 2:
         return float("nan")
     k = min(k, len(X) - 1)
-    nn = NearestNeighbors(n_neighbors=k + 1).fit(X)
-    _, idx = nn.kneighbors(X)
-    neigh = y[idx[:, 1:]]  # drop self (column 0 is the point itself, distance 0)
+    _, idx = knn(X, k, metric=metric)
+    neigh = y[idx]  # each point's k nearest others
     classes, inv = np.unique(y, return_inverse=True)
     codes = np.searchsorted(classes, neigh)
     votes = np.zeros((len(X), len(classes)))
@@ -81,4 +83,6 @@ def accuracy(y_true, y_pred) -> float:
 
 def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     """Rows: true class, columns: predicted class."""
-    return _sk_confusion(y_true, y_pred, labels=list(range(n_classes)))
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    return sk_confusion(y_true, y_pred, labels=list(range(n_classes)))
