@@ -23,23 +23,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
 
 def numba_cache_dir() -> Path:
-    """Per-machine folder for compiled kernels (``$NUMBA_CACHE_DIR`` or ~/.cache/tlviz/numba)."""
+    """Per-machine folder for compiled kernels: ``$NUMBA_CACHE_DIR``, else
+    ``~/.cache/tlviz/numba`` (per machine, not per TLVIZ_HOME: compiled code holds no data,
+    and a new home must not pay the compile again)."""
     raw = os.environ.get("NUMBA_CACHE_DIR") or Path.home() / ".cache" / "tlviz" / "numba"
     p = Path(raw).expanduser()
     p.mkdir(parents=True, exist_ok=True)
     return p
 
 
-os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
-import numba  # noqa: E402
-
-if not numba.config.CACHE_DIR:  # numba was imported earlier without a cache folder
-    numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+# numba reads its cache folder when a cached kernel is defined (below), so setting its config
+# here is enough; the process environment is left alone.
+if not numba.config.CACHE_DIR:
+    numba.config.CACHE_DIR = str(numba_cache_dir())
 
 _FLAGS = {"nogil": True, "fastmath": True, "cache": True}
 
