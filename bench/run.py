@@ -24,7 +24,7 @@ from common import BENCH_DIR, ROOT, machine_info
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-ORDER = ["embed", "project", "heads", "scaling", "app", "ladder"]
+ORDER = ["startup", "app", "embed", "project", "heads", "scaling", "ladder"]
 MARK = re.compile(r"<!-- bench:(\w+) -->\n(.*?)(?=<!-- bench:|\Z)", re.S)
 
 
@@ -43,9 +43,9 @@ def save(name: str, text: str) -> None:
         sections[name] = text.strip()
         head = [
             "## Performance", "",
-            "Produced by `python bench/run.py` (here: `/root/.cache/tlviz/venv-dev/bin/python "
-            "bench/run.py`; `--quick` for a smoke run, `--big` adds 50,000 images). Each table "
-            "says when and with which command it was measured.", "",
+            "Produced by `python bench/run.py` with the project's venv (`--quick` for a smoke "
+            "run, `--big` adds 50,000 images). Each table says when and with which command it "
+            "was measured.", "",
             f"- Machine: {info['cpu']}; Python {info['python']}; {info['os']}.",
             "- The machine is shared: absolute numbers are noisy (see each table's load "
             "average). Ratios are measured side by side in the same run, as medians of repeats "

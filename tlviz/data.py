@@ -180,34 +180,49 @@ class ImageDataset:
                             list(self.skipped), list(self.warnings))
 
 
-def _file_digests(paths: list[str]) -> list[bytes]:
-    """sha256 of each file, remembered per (path, size, mtime) so a re-scan is cheap."""
-    cache_file = config.cache_dir("fingerprints") / "files.json"
+def _per_file_memo(kind: str, paths: list[str], compute: Callable[[list[str]], list[str]],
+                   valid: Callable[[object], bool], missing: str) -> list[str]:
+    """``compute`` of each file (a string), remembered per (path, size, mtime) in a JSON file,
+    so that a re-scan of an unchanged folder reads no image; ``valid`` rejects damaged
+    entries, ``missing`` stands for a file that cannot be stat'ed."""
+    cache_file = config.cache_dir("fingerprints") / f"{kind}.json"
     try:
         memo = json.loads(cache_file.read_text())
+        memo = memo if isinstance(memo, dict) else {}
     except (OSError, ValueError):
         memo = {}
-    out, changed = [], False
+    keys: list[str | None] = []
     for p in paths:
         try:
             st = os.stat(p)
+            keys.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
         except OSError:
-            out.append(b"missing")
-            continue
-        key = f"{p}|{st.st_size}|{st.st_mtime_ns}"
-        d = memo.get(key)
-        if not (isinstance(d, str) and len(d) == 64 and _HEX.fullmatch(d)):  # absent or damaged
-            with open(p, "rb") as f:
-                d = hashlib.sha256(f.read()).hexdigest()
-            memo[key], changed = d, True
-        out.append(bytes.fromhex(d))
-    if changed:
+            keys.append(None)
+    todo = [(p, k) for p, k in zip(paths, keys) if k is not None and not valid(memo.get(k))]
+    if todo:
+        memo.update(zip((k for _, k in todo), compute([p for p, _ in todo])))
         with contextlib.suppress(OSError):  # only a memo: failing to save it costs time, not data
             _atomic_write_text(cache_file, json.dumps(memo))
-    return out
+    return [missing if k is None else memo[k] for k in keys]
 
 
 _HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256_files(paths: list[str]) -> list[str]:
+    out = []
+    for p in paths:
+        with open(p, "rb") as f:
+            out.append(hashlib.sha256(f.read()).hexdigest())
+    return out
+
+
+def _file_digests(paths: list[str]) -> list[bytes]:
+    """sha256 of each file, remembered per (path, size, mtime) so a re-scan is cheap."""
+    digests = _per_file_memo("files", paths, _sha256_files,
+                             lambda d: isinstance(d, str) and len(d) == 64 and bool(_HEX.fullmatch(d)),
+                             missing="missing")
+    return [b"missing" if d == "missing" else bytes.fromhex(d) for d in digests]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -280,10 +295,19 @@ def _check_image(path: str) -> str | None:
     return None
 
 
-def _checked(paths: list[str]) -> dict[str, str | None]:
-    """Check images in parallel threads (Pillow releases the GIL while decoding)."""
+def _check_images(paths: list[str]) -> list[str]:
+    """"" for a usable image, else the reason; in threads (Pillow releases the GIL)."""
     with ThreadPoolExecutor(max_workers=4) as ex:
-        return dict(zip(paths, ex.map(_check_image, paths)))
+        return [r or "" for r in ex.map(_check_image, paths)]
+
+
+def _checked(paths: list[str]) -> dict[str, str | None]:
+    """Path -> reason the image is unusable, or None; remembered per (path, size, mtime)
+    under the limits in force (a changed limit checks again)."""
+    lim = default_limits().max_image_pixels
+    reasons = _per_file_memo(f"checks-{lim}", paths, _check_images,
+                             lambda r: isinstance(r, str), missing="file not found")
+    return {p: r or None for p, r in zip(paths, reasons)}
 
 
 def scan_folder(root: str | os.PathLike, name: str | None = None, seed: int = 0,
