@@ -32,30 +32,16 @@ from tlviz.augment import AugmentConfig, build_transform
 from tlviz.backbones import BackboneSpec, get_backbone_spec
 from tlviz.data import ImageDataset
 from tlviz.embed import Embeddings, embed_images, iter_batches, torch_features
-from tlviz.errors import BadInput, UnknownName
+from tlviz.errors import BadInput
 from tlviz.metrics import separation_report
+from tlviz.neighbours import METRICS, knn, pairwise, vote
 from tlviz.nets import FeatureNet
 from tlviz.project import ProjectionConfig, Projector
 
-METRICS = ("cosine", "euclidean")
 Progress = Callable[[int, int, str], None]
 
 
 # ----------------------------------------------------------------------------- distances
-
-
-def pairwise(A: np.ndarray, B: np.ndarray, metric: str = "cosine") -> np.ndarray:
-    """(len(A), len(B)) distances: cosine (1 - cosine similarity) or euclidean."""
-    if metric not in METRICS:
-        raise UnknownName(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    A = np.atleast_2d(np.asarray(A, dtype=np.float64))
-    B = np.atleast_2d(np.asarray(B, dtype=np.float64))
-    if metric == "cosine":
-        na = np.linalg.norm(A, axis=1, keepdims=True)
-        nb = np.linalg.norm(B, axis=1, keepdims=True)
-        return np.clip(1.0 - (A / np.maximum(na, 1e-12)) @ (B / np.maximum(nb, 1e-12)).T, 0.0, 2.0)
-    sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2 * A @ B.T
-    return np.sqrt(np.maximum(sq, 0.0))
 
 
 def _rows(n: int, mask: np.ndarray | None) -> np.ndarray:
@@ -74,10 +60,11 @@ def neighbours(X: np.ndarray, y: np.ndarray, i: int, k: int = 8, metric: str = "
         raise IndexError(f"row {i} is outside 0..{len(X) - 1}")
     cand = _rows(len(X), mask)
     cand = cand[cand != i]
-    d = pairwise(X[i], X[cand], metric)[0]
-    order = np.argsort(d, kind="stable")[:k]
-    idx = cand[order]
-    return pd.DataFrame({"index": idx, "distance": d[order], "label": y[idx],
+    if not len(cand):
+        return pd.DataFrame(columns=["index", "distance", "label", "same_class"])
+    d, nb = knn(X[[i]], k, ref=X[cand], metric=metric)
+    idx = cand[nb[0]]
+    return pd.DataFrame({"index": idx, "distance": d[0], "label": y[idx],
                          "same_class": y[idx] == y[i]})
 
 
@@ -97,15 +84,7 @@ def label_issues(X: np.ndarray, y: np.ndarray, k: int = 10, metric: str = "cosin
         return pd.DataFrame(columns=cols)
     k = min(k, len(rows) - 1)
     Xr, yr = X[rows], y[rows]
-    d = np.empty((len(rows), k))
-    nb = np.empty((len(rows), k), dtype=np.int64)
-    for s in range(0, len(rows), 512):  # blocks keep memory bounded
-        D = pairwise(Xr[s:s + 512], Xr, metric)
-        D[np.arange(D.shape[0]), np.arange(s, s + D.shape[0])] = np.inf  # not oneself
-        part = np.argpartition(D, k - 1, axis=1)[:, :k]
-        dd = np.take_along_axis(D, part, 1)
-        o = np.argsort(dd, 1, kind="stable")
-        nb[s:s + len(D)], d[s:s + len(D)] = np.take_along_axis(part, o, 1), np.take_along_axis(dd, o, 1)
+    d, nb = knn(Xr, k, metric=metric)  # not oneself
     nl = yr[nb]
     other = nl != yr[:, None]
     share = other.mean(1)
@@ -228,14 +207,8 @@ def centroid_distance(X: np.ndarray, y: np.ndarray) -> float:
 
 def _knn_vote(X_ref: np.ndarray, y_ref: np.ndarray, Q: np.ndarray, k: int = 5) -> np.ndarray:
     """Majority class of the ``k`` nearest reference rows (euclidean), nearer breaking ties."""
-    k = min(k, len(X_ref))
-    D = pairwise(Q, X_ref, "euclidean")
-    nb = np.argsort(D, 1, kind="stable")[:, :k]
-    n_cls = int(y_ref.max()) + 1
-    votes = np.zeros((len(Q), n_cls))
-    w = 1.0 + 1e-6 * np.arange(k, 0, -1)
-    np.add.at(votes, (np.repeat(np.arange(len(Q)), k), y_ref[nb].ravel()), np.tile(w, len(Q)))
-    return votes.argmax(1)
+    _, nb = knn(Q, k, ref=X_ref, metric="euclidean")
+    return vote(y_ref[nb], int(y_ref.max()) + 1).argmax(1)
 
 
 def fit_projector(X: np.ndarray, method: str = "umap", seed: int = 0, **params) -> Projector:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tlviz.errors import BadInput
-from tlviz.neighbours import knn, silhouette_samples
+from tlviz.neighbours import knn, silhouette_samples, vote
 
 
 def _check(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,12 +41,8 @@ def knn_loo_accuracy(X, y, k: int = 5, metric: str = "euclidean") -> float:
         return float("nan")
     k = min(k, len(X) - 1)
     _, idx = knn(X, k, metric=metric)
-    neigh = y[idx]  # each point's k nearest others
     classes, inv = np.unique(y, return_inverse=True)
-    codes = np.searchsorted(classes, neigh)
-    votes = np.zeros((len(X), len(classes)))
-    weights = 1.0 + 1e-6 * np.arange(k, 0, -1)  # nearer neighbours break ties
-    np.add.at(votes, (np.repeat(np.arange(len(X)), k), codes.ravel()), np.tile(weights, len(X)))
+    votes = vote(inv[idx], len(classes))  # each point's k nearest others
     return float((votes.argmax(1) == inv).mean())
 
 

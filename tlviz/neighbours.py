@@ -17,7 +17,7 @@ import numpy as np
 
 from tlviz.errors import BadInput
 
-METRICS = ("euclidean", "cosine")
+METRICS = ("cosine", "euclidean")  # cosine first: the geometry pretrained features are made for
 _BLOCK_ELEMENTS = 1 << 24  # distances computed per block (128 MB of float64)
 
 
@@ -33,6 +33,21 @@ def _prepare(X: np.ndarray, metric: str) -> np.ndarray:
     return X
 
 
+def pairwise(A: np.ndarray, B: np.ndarray, metric: str = "cosine") -> np.ndarray:
+    """(len(A), len(B)) distances: cosine (1 - cosine similarity) or euclidean."""
+    A = _prepare(np.atleast_2d(A), metric)
+    B = _prepare(np.atleast_2d(B), metric)
+    return _distances(A, B, np.einsum("ij,ij->i", B, B), metric)
+
+
+def _distances(q: np.ndarray, R: np.ndarray, sq_r: np.ndarray, metric: str) -> np.ndarray:
+    g = q @ R.T
+    if metric == "cosine":
+        return np.clip(1.0 - g, 0.0, 2.0)
+    D = np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * g + sq_r[None, :]
+    return np.sqrt(np.maximum(D, 0.0, out=D), out=D)
+
+
 def distance_blocks(X: np.ndarray, ref: np.ndarray | None = None, metric: str = "euclidean"):
     """Yield (start, D) with D the (b, n_ref) distances of rows ``start:start+b`` of ``X`` to
     ``ref`` (default ``X``): euclidean, or cosine distance 1 - cos."""
@@ -42,12 +57,7 @@ def distance_blocks(X: np.ndarray, ref: np.ndarray | None = None, metric: str = 
     block = max(1, _BLOCK_ELEMENTS // max(len(Rp), 1))
     for s in range(0, len(Xp), block):
         q = Xp[s:s + block]
-        g = q @ Rp.T
-        if metric == "cosine":
-            D = np.clip(1.0 - g, 0.0, 2.0)
-        else:
-            D = np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * g + sq_r[None, :]
-            np.sqrt(np.maximum(D, 0.0, out=D), out=D)
+        D = _distances(q, Rp, sq_r, metric)
         if ref is None:  # exactly 0 to itself
             D[np.arange(len(q)), np.arange(s, s + len(q))] = 0.0
         yield s, D
@@ -77,6 +87,16 @@ def knn(X: np.ndarray, k: int, *, ref: np.ndarray | None = None, metric: str = "
     return dist, idx
 
 
+def vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n, n_classes) votes of each row's neighbours (nearest first, integer labels); a tie
+    goes to the class of the nearer neighbour (each vote weighs a hair more than the next)."""
+    n, k = neighbour_labels.shape
+    votes = np.zeros((n, n_classes))
+    weights = 1.0 + 1e-6 * np.arange(k, 0, -1)
+    np.add.at(votes, (np.repeat(np.arange(n), k), neighbour_labels.ravel()), np.tile(weights, n))
+    return votes
+
+
 def silhouette_samples(X: np.ndarray, y: np.ndarray, metric: str = "euclidean") -> np.ndarray:
     """Per-point silhouette (b - a) / max(a, b), 0 for a point alone in its class."""
     y = np.asarray(y)
@@ -99,4 +119,4 @@ def silhouette_samples(X: np.ndarray, y: np.ndarray, metric: str = "euclidean") 
     return out
 
 
-__all__ = ["METRICS", "distance_blocks", "knn", "silhouette_samples"]
+__all__ = ["METRICS", "distance_blocks", "knn", "pairwise", "silhouette_samples", "vote"]
