@@ -46,9 +46,9 @@ from tlviz.backbones import BackboneSpec, create_backbone, get_backbone_spec
 from tlviz.data import ImageDataset
 from tlviz.embed import embed, export_onnx, file_lock, iter_batches, onnx_available
 from tlviz.errors import BadInput, UnknownName
+from tlviz.modes import Context, ModeOutput
 from tlviz.nets import FeatureNet
 from tlviz.preprocess import Preprocess
-from tlviz.train import Context, ModeOutput, register_mode
 
 DEFAULTS: dict[str, dict] = {
     "pixels-mlp": {"epochs": 30, "image_size": 32, "hidden": 256, "dropout": 0.6, "lr": 1e-3,
@@ -363,8 +363,12 @@ def _train_small(ctx: Context, mode: str) -> ModeOutput:
     return ModeOutput(preds, history, weights, {"decode": t_decode, "train": t_train}, predictor)
 
 
-register_mode("pixels-mlp")(lambda ctx: _train_small(ctx, "pixels-mlp"))
-register_mode("scratch-cnn")(lambda ctx: _train_small(ctx, "scratch-cnn"))
+def train_pixels_mlp(ctx: Context) -> ModeOutput:
+    return _train_small(ctx, "pixels-mlp")
+
+
+def train_scratch_cnn(ctx: Context) -> ModeOutput:
+    return _train_small(ctx, "scratch-cnn")
 
 
 # ----------------------------------------------------------------------------- fine-tune
@@ -522,8 +526,7 @@ def augmented_features(ctx: Context, idx: np.ndarray, views: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, net.feature_dim), np.float32)
 
 
-@register_mode("fine-tune")
-def _fine_tune(ctx: Context) -> ModeOutput:
+def fine_tune(ctx: Context) -> ModeOutput:
     cfg, ds = ctx.cfg, ctx.dataset
     o = options("fine-tune", cfg)
     spec = get_backbone_spec(cfg.backbone)

@@ -2,8 +2,8 @@
 
 ``train(TrainConfig(...))`` resolves the dataset, runs the chosen *mode* and records
 the run (config, per-epoch history, metrics, confusion matrix, timings, weights) in the
-ledger. Modes are registered in ``MODES``; ``feature-extraction`` (frozen backbone +
-head on cached features) lives here.
+ledger. Modes are registered in :mod:`tlviz.modes`; ``feature-extraction`` (frozen
+backbone + head on cached features) lives here.
 
 >>> r = train(TrainConfig(dataset="digits", backbone="pixels", head="knn"), ledger=None)
 >>> r.val_accuracy > 0.9
@@ -13,23 +13,26 @@ True
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from tlviz.data import ImageDataset, load_dataset
 from tlviz.embed import embed, embed_images
-from tlviz.errors import BadInput, Cancelled, UnknownName
+from tlviz.errors import BadInput, Cancelled
 from tlviz.heads import create_head, head_from_state
 from tlviz.metrics import accuracy, confusion_matrix
+from tlviz.modes import (
+    MODES,
+    Context,
+    EpochCallback,
+    ModeOutput,
+    Progress,
+    StopCheck,
+    get_mode,
+    register_mode,
+)
 from tlviz.runs import Ledger
-
-Progress = Callable[[int, int, str], None]
-EpochCallback = Callable[[dict], None]
-StopCheck = Callable[[], bool]
-
-
 
 
 @dataclass
@@ -73,55 +76,8 @@ class RunResult:
                 "seconds": round(self.seconds, 3), "status": self.status}
 
 
-@dataclass
-class Context:
-    """What a mode gets: the resolved dataset and the callbacks."""
-
-    cfg: TrainConfig
-    dataset: ImageDataset
-    progress: Progress | None = None
-    on_epoch: EpochCallback | None = None
-    should_stop: StopCheck | None = None
-    ledger: Ledger | None = None
-    run_id: int | None = None
-
-    def epoch_done(self, rec: dict) -> None:
-        if self.ledger is not None and self.run_id is not None:
-            self.ledger.log_epoch(self.run_id, rec["epoch"],
-                                  **{k: v for k, v in rec.items() if k != "epoch"})
-        if self.on_epoch:
-            self.on_epoch(rec)
-        self.check_stop()
-
-    def check_stop(self) -> None:
-        if self.should_stop and self.should_stop():
-            raise Cancelled("cancelled")
-
-
-@dataclass
-class ModeOutput:
-    """What a mode returns: predictions per split, history, weights, a predictor."""
-
-    predictions: dict  # split -> (indices, y_pred)
-    history: list[dict]
-    weights: dict[str, np.ndarray] | None
-    timings: dict
-    model: object = None
-
-
-MODES: dict[str, Callable[[Context], ModeOutput]] = {}
-
-
-def register_mode(name: str):
-    def deco(fn):
-        if name in MODES:
-            raise BadInput(f"mode {name!r} is already registered")
-        MODES[name] = fn
-        return fn
-    return deco
-
-
-def _feature_extraction(ctx: Context) -> ModeOutput:
+def feature_extraction(ctx: Context) -> ModeOutput:
+    """The frozen backbone's cached features and a head fitted on them."""
     cfg, ds = ctx.cfg, ctx.dataset
     t0 = time.perf_counter()
     emb = embed(ds, cfg.backbone, progress=ctx.progress)
@@ -172,7 +128,6 @@ def _augmented_features(ctx: Context, emb, Xtr, ytr):
     return np.concatenate([Xtr, feats]), np.concatenate([ytr] * (views + 1))
 
 
-register_mode("feature-extraction")(_feature_extraction)
 
 
 @dataclass
@@ -196,10 +151,7 @@ def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
           ledger: Ledger | None | bool = True, progress: Progress | None = None,
           on_epoch: EpochCallback | None = None, should_stop: StopCheck | None = None) -> RunResult:
     """Run one training config; record it in ``ledger`` (True = the default ledger, None = none)."""
-    if cfg.mode not in MODES:
-        _load_extra_modes()
-    if cfg.mode not in MODES:
-        raise UnknownName(f"unknown mode {cfg.mode!r}; use one of {', '.join(MODES)}")
+    run_mode = get_mode(cfg.mode).runner()
     t0 = time.perf_counter()
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, seed=cfg.seed)
     ds = ds.ensure_val(seed=cfg.seed)
@@ -210,7 +162,7 @@ def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
     run_id = led.start_run(run_cfg) if led else None
     ctx = Context(cfg, ds, progress, on_epoch, should_stop, led, run_id)
     try:
-        out = MODES[cfg.mode](ctx)
+        out = run_mode(ctx)
     except BaseException as e:
         if led:
             status = "cancelled" if isinstance(e, Cancelled | KeyboardInterrupt) else "failed"
@@ -237,17 +189,6 @@ def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
     return result
 
 
-def _load_extra_modes() -> None:
-    """Modes defined in other modules register themselves on import."""
-    import importlib
-
-    for mod in ("tlviz.finetune",):
-        try:
-            importlib.import_module(mod)
-        except ImportError:
-            pass
-
-
 def load_predictor(ledger: Ledger, run_id: int):
     """Rebuild a run's model from the ledger (config + safetensors weights)."""
     run = ledger.get_run(run_id)
@@ -255,19 +196,20 @@ def load_predictor(ledger: Ledger, run_id: int):
     weights = ledger.weights(run_id)
     if weights is None:
         raise BadInput(f"run {run_id} has no stored weights (status: {run['status']})")
-    mode = cfg.get("mode", "feature-extraction")
-    if mode == "feature-extraction":
-        params = dict(cfg.get("head_params") or {})
-        if cfg["head"] == "mlp":
-            params.setdefault("seed", cfg.get("seed", 0))
-        head = head_from_state(cfg["head"], params,
-                               {k[5:]: v for k, v in weights.items() if k.startswith("head.")})
-        return FeaturePredictor(cfg["backbone"], cfg["head"], params, head, run["classes"])
-    _load_extra_modes()
-    from tlviz import finetune  # noqa: F401 - registers loaders for the other modes
+    return get_mode(cfg.get("mode", "feature-extraction")).loader()(run, weights)
 
-    return finetune.load_predictor(run, weights)
+
+def load_feature_predictor(run: dict, weights: dict[str, np.ndarray]) -> FeaturePredictor:
+    """A feature-extraction run's predictor: its backbone and the head's stored state."""
+    cfg = run["config"]
+    params = dict(cfg.get("head_params") or {})
+    if cfg["head"] == "mlp":
+        params.setdefault("seed", cfg.get("seed", 0))
+    head = head_from_state(cfg["head"], params,
+                           {k[5:]: v for k, v in weights.items() if k.startswith("head.")})
+    return FeaturePredictor(cfg["backbone"], cfg["head"], params, head, run["classes"])
 
 
 __all__ = ["MODES", "Cancelled", "Context", "FeaturePredictor", "ModeOutput", "RunResult",
-           "TrainConfig", "load_predictor", "register_mode", "train"]
+           "TrainConfig", "feature_extraction", "load_feature_predictor", "load_predictor",
+           "register_mode", "train"]
