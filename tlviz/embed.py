@@ -14,13 +14,12 @@ a memory-mapped file, so memory stays bounded for any dataset size.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tlviz import config
+from tlviz import config, onnxrt
 from tlviz.backbones import BackboneSpec, create_backbone, get_backbone_spec
 from tlviz.data import ImageDataset
 from tlviz.errors import BadInput, UnknownName
@@ -75,18 +74,6 @@ def cache_key(dataset: ImageDataset, spec: BackboneSpec, variant: str = "") -> s
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive inter-process (and inter-thread) lock on ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _digest_file(path: Path) -> str:
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
@@ -126,7 +113,7 @@ def embed(dataset: ImageDataset, backbone: str = "mobilenet_v2", *, backend: str
     npy, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
     t0 = time.perf_counter()
     if cache:
-        with file_lock(folder / f"{key}.lock"):
+        with config.file_lock(folder / f"{key}.lock"):
             hit = _read_cache(npy, meta_path, len(dataset)) if npy.exists() else None
             if hit is None:
                 _compute_to(npy, meta_path, dataset, spec, backend, batch_size, progress, int8)
@@ -208,123 +195,32 @@ def iter_batches(dataset: ImageDataset, prep: Preprocess | BackboneSpec, batch_s
 
 # ----------------------------------------------------------------------------- backends
 
-_SESSIONS: dict[str, object] = {}
-_SESSIONS_LOCK = threading.Lock()
-
-
 def onnx_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return onnxrt.available()
 
 
-def export_onnx(net: torch.nn.Module, spec: BackboneSpec, path: Path, check: bool = True) -> dict:
-    """Export ``net`` (images -> features) to ONNX with a dynamic batch; check against torch."""
-    import torch
-
-    x = torch.randn(2, spec.channels, spec.input_size, spec.input_size)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with torch.no_grad():
-        torch.onnx.export(net.eval(), x, str(tmp), input_names=["images"], output_names=["features"],
-                          dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                          opset_version=17, dynamo=False)
-    info = {"rel_err": 0.0}
-    if check:
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        with torch.no_grad():
-            ref = net(x).numpy()
-        got = sess.run(None, {"images": x.numpy()})[0]
-        info["rel_err"] = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
-        if info["rel_err"] >= 1e-4:
-            tmp.unlink()
-            raise RuntimeError(f"ONNX export of {spec.name} differs from torch "
-                               f"(relative error {info['rel_err']:.2e})")
-    os.replace(tmp, path)
-    return info
+def export_onnx(net: torch.nn.Module, spec: BackboneSpec, path: Path, check: bool = True) -> float:
+    """Export a backbone (images -> features) to ONNX; see :func:`tlviz.onnxrt.export`."""
+    return onnxrt.export(net, path, channels=spec.channels, size=spec.input_size, check=check)
 
 
 def onnx_session(spec: BackboneSpec, int8: bool = False, calibration: np.ndarray | None = None):
-    """A cached ONNX Runtime session for a frozen pretrained backbone (exported on first use).
+    """The ONNX Runtime session of a frozen pretrained backbone (exported on first use).
 
     ``int8``: statically quantised (int8 weights per channel, uint8 activations with ranges
     from ``calibration``, a (B, C, H, W) batch of preprocessed images), which runs on the
     CPU's integer dot-product units (VNNI) where there are some.
     """
-    import onnxruntime as ort
-    import torch
-
     if int8 and calibration is None:
         raise BadInput("int8 needs a calibration batch of preprocessed images")
-    calib = hashlib.blake2b(calibration.tobytes(), digest_size=6).hexdigest() if int8 else ""
-    folder = config.cache_dir("onnx")
-    # keyed by folder too: another TLVIZ_HOME (tests, a second user) gets its own export
-    name = f"{folder}/{spec.name}-int8-{calib}" if int8 else f"{folder}/{spec.name}"
-    with _SESSIONS_LOCK:
-        if name in _SESSIONS:
-            return _SESSIONS[name]
-        weights = spec.weights()
-        tag = hashlib.sha256(f"{weights}:{weights.stat().st_size if weights else 0}:{torch.__version__}"
-                             .encode()).hexdigest()[:10]
-        fp32 = folder / f"{spec.name}-{tag}.onnx"
-        qpath = folder / f"{spec.name}-{tag}-int8-{calib}.onnx"
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = os.cpu_count() or 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        with file_lock(folder / f"{spec.name}.lock"):
-            for attempt in range(2):
-                if not fp32.exists():
-                    export_onnx(create_backbone(spec.name), spec, fp32)
-                if int8 and not qpath.exists():
-                    quantize_onnx(fp32, qpath, calibration)
-                path = qpath if int8 else fp32
-                try:
-                    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-                    break
-                except Exception:  # a damaged cached model: export it again, once
-                    if attempt:
-                        raise
-                    for p in (fp32, qpath):
-                        p.unlink(missing_ok=True)
-        _SESSIONS[name] = sess
-        return sess
-
-
-def quantize_onnx(src: Path, dst: Path, calibration: np.ndarray) -> None:
-    """Static INT8 quantisation (QDQ) of an exported model, calibrated on ``calibration``.
-
-    (Dynamic quantisation was measured 50x slower than FP32 for these CNNs: ConvInteger.)
-    """
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter(calibration[k:k + 16] for k in range(0, len(calibration), 16))
-
-        def get_next(self):
-            b = next(self.batches, None)
-            return None if b is None else {"images": np.ascontiguousarray(b)}
-
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    pre = dst.with_name(f".{dst.name}.{os.getpid()}.pre.onnx")
-    try:
-        quant_pre_process(str(src), str(pre))
-        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        os.replace(tmp, dst)
-    finally:
-        for p in (tmp, pre):
-            p.unlink(missing_ok=True)
+    name = f"{spec.name}-{onnxrt.weights_tag(spec.weights())}"
+    variant = None
+    if int8:
+        calib = hashlib.blake2b(calibration.tobytes(), digest_size=6).hexdigest()
+        variant = (f"int8-{calib}", lambda fp32: onnxrt.quantize(
+            fp32, fp32.with_name(f"{name}-int8-{calib}.onnx"), calibration))
+    return onnxrt.cached_model(name, lambda: create_backbone(spec.name), channels=spec.channels,
+                               size=spec.input_size, variant=variant)
 
 
 def _runner(spec: BackboneSpec, backend: str, int8: bool,
@@ -383,5 +279,5 @@ def embed_images(images: list, backbone: str | FeatureNet, spec: BackboneSpec | 
     return run(batch)
 
 
-__all__ = ["Embeddings", "embed", "embed_images", "export_onnx", "file_lock", "iter_batches",
-           "onnx_session", "torch_features"]
+__all__ = ["Embeddings", "embed", "embed_images", "export_onnx", "iter_batches", "onnx_session",
+           "torch_features"]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import threading
 import time
@@ -40,11 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlviz import config
+from tlviz import onnxrt
 from tlviz.augment import AugmentConfig, augment_batch
 from tlviz.backbones import BackboneSpec, create_backbone, get_backbone_spec
 from tlviz.data import ImageDataset
-from tlviz.embed import embed, export_onnx, file_lock, iter_batches, onnx_available
+from tlviz.embed import embed, iter_batches
 from tlviz.errors import BadInput, UnknownName
 from tlviz.modes import Context, ModeOutput
 from tlviz.nets import FeatureNet
@@ -376,7 +375,6 @@ def train_scratch_cnn(ctx: Context) -> ModeOutput:
 _ACTS: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 _ACTS_LOCK = threading.Lock()
 _ACTS_MAX_BYTES = 768 << 20
-_BODIES: dict[str, object] = {}
 
 
 def _body_runner(spec: BackboneSpec, net: FeatureNet, k: int, backend: str = "auto"):
@@ -388,23 +386,10 @@ def _body_runner(spec: BackboneSpec, net: FeatureNet, k: int, backend: str = "au
     body = nn.Sequential(*list(net.stages)[:k]).eval()
     if k == 0:
         return lambda x: x
-    if backend in ("auto", "onnx") and onnx_available():
-        import onnxruntime as ort
-
-        w = spec.weights()
-        tag = hashlib.sha256(f"{w}:{w.stat().st_size if w else 0}:{torch.__version__}"
-                             .encode()).hexdigest()[:10]
-        name = f"{spec.name}-body{k}-{tag}"
-        if name not in _BODIES:
-            folder = config.cache_dir("onnx")
-            path = folder / f"{name}.onnx"
-            with file_lock(folder / f"{name}.lock"):
-                if not path.exists():
-                    export_onnx(body, spec, path)
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = torch.get_num_threads()
-            _BODIES[name] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        sess = _BODIES[name]
+    if backend in ("auto", "onnx") and onnxrt.available():
+        sess = onnxrt.cached_model(f"{spec.name}-body{k}-{onnxrt.weights_tag(spec.weights())}",
+                                   lambda: body, channels=spec.channels, size=spec.input_size,
+                                   threads=torch.get_num_threads())
         return lambda x: torch.from_numpy(sess.run(None, {"images": x.contiguous().numpy()})[0])
 
     def run(x):
