@@ -57,7 +57,7 @@ def main() -> None:
             if int8:
                 pick = np.unique(np.linspace(0, len(ds) - 1, 64).astype(int))
                 t0 = time.perf_counter()
-                q = onnx_session(spec, True, _decode(ds, spec, pick)[0])
+                q = onnx_session(spec, True, _decode(ds, spec.preprocess, pick)[0])
                 notes.append(f"INT8 quantisation of {name} (once per dataset, cached): "
                              f"{time.perf_counter() - t0:.0f} s")
 
