@@ -15,7 +15,7 @@ from tlviz.plots import counts_figure
 from ui import cache, sidebar, state, widgets
 from ui.text import esc
 
-choices = sidebar.render()
+choices = sidebar.choices()
 st.title("Data")
 
 tab_look, tab_all, tab_zip, tab_cam = st.tabs(

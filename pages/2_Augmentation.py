@@ -37,7 +37,7 @@ def _redraw() -> None:
     state.set("aug_seed", state.get("aug_seed", 0) + 1, default=0)
 
 
-choices = sidebar.render()
+choices = sidebar.choices()
 st.title("Augmentation")
 st.caption("Random transforms make each epoch see slightly different images — the controls of "
            "Keras' ImageDataGenerator used in *Deep Learning with Python*.")

@@ -8,11 +8,13 @@ rings the same images in the other plot: where do pixel-neighbours land in featu
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from tlviz.metrics import METRIC_HELP
 from tlviz.plots import embedding_figure
-from ui import cache, sidebar, state, widgets
+from ui import cache, nav, sidebar, state, widgets
 from ui.text import esc
 
 AUTO_LIMIT = 3000  # embed without asking up to this many images (or when already on disk)
@@ -21,13 +23,20 @@ METRICS = [("silhouette", "silhouette", "{:.2f}"), ("knn5_loo_accuracy", "kNN-5 
            ("scatter_ratio", "scatter ratio", "{:.2f}")]
 
 
-
 def _index(customdata) -> int:
     """Dataset index from a selected point's customdata (a list, or a dict from the browser)."""
     return int(customdata[0] if isinstance(customdata, list | tuple) else customdata["0"])
 
 
-choices = sidebar.render()
+def _on_select(key: str) -> None:
+    """A click or lasso on a plot: the picked images become the selection (ringed in both)."""
+    points = ((st.session_state.get(key) or {}).get("selection") or {}).get("points") or []
+    picked = sorted({_index(p["customdata"]) for p in points if "customdata" in p})
+    if picked:
+        state.set("selection", picked, url=False)
+
+
+choices = sidebar.choices()
 st.title("Embedding space")
 if not choices.presenter:
     st.caption("Each dot is an image, placed by its feature vector: images a backbone finds "
@@ -97,30 +106,24 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
         fig = embedding_figure(coords, emb.labels[idx], ds.classes, idx,
                                names=[names[i] for i in idx], highlight=selected or None,
                                height=460 if len(backbones) == 2 else 560, dragmode="pan")
-        event = st.plotly_chart(fig, width="stretch", key=f"emb_plot_{k}",
-                                on_select="rerun" if dim == 2 else "ignore",
-                                selection_mode=("points", "box", "lasso"))
+        st.plotly_chart(fig, width="stretch", key=f"emb_plot_{k}",
+                        on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",
+                        selection_mode=("points", "box", "lasso"))
         how = "from cache" if emb.from_cache else f"embedded in {emb.seconds:.0f} s"
         left_out = f" · {len(emb.failed)} unreadable image(s) left out" if emb.failed else ""
         st.caption(f"{len(idx):,} images · {emb.features.shape[1]:,} features each · {how}"
                    f"{left_out}")
-        if dim == 2 and event and event.selection.points:
-            picked = [_index(p["customdata"]) for p in event.selection.points if "customdata" in p]
-            if picked and picked != selected:
-                state.set("selection", sorted(set(picked)), url=False)
-                st.rerun()
 
 st.caption("Hover a dot for its class and file. Click one to see the image, or pick the lasso "
            "in the chart's toolbar to select a group: it is ringed in both plots."
            if dim == 2 else "Drag to rotate; selection works in the 2D view.")
-st.page_link("pages/4_Explore.py", label="Explore this space: neighbours, selections, augmented "
-             "copies, label issues", icon=":material/hub:")
+st.page_link(nav.EXPLORE, label="Explore this space: neighbours, selections, augmented "
+             "copies, label issues", icon=nav.ICONS[nav.EXPLORE])
 if selected:
     head, clear = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"**{len(selected)} selected image(s)**")
-    if clear.button("Clear selection", key="emb_clear"):
-        state.set("selection", [], url=False)
-        st.rerun()
+    clear.button("Clear selection", key="emb_clear", on_click=state.set, args=("selection", []),
+                 kwargs={"url": False})
     if len(selected) == 1:
         i = selected[0]
         pic, info = st.columns([1, 3])

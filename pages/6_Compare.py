@@ -9,8 +9,7 @@ import streamlit as st
 from tlviz.curves import curves_figure
 from ui import cache, sidebar, state, widgets
 
-st.set_page_config(page_title="tlviz · Compare", page_icon="📈", layout="wide")
-choices = sidebar.render()
+choices = sidebar.choices()
 
 LATEST = 4
 

@@ -8,8 +8,7 @@ from tlviz.curves import proba_figure
 from ui import cache, sidebar, state, widgets
 from ui.text import esc
 
-st.set_page_config(page_title="tlviz · Predict", page_icon="🔮", layout="wide")
-choices = sidebar.render()
+choices = sidebar.choices()
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"]
 

@@ -195,13 +195,11 @@ def screenshot(page, path: str | os.PathLike, full_page: bool = False) -> Path:
     return path
 
 
-def page_urls(base_url: str, pages_dir: Path = ROOT / "pages") -> dict[str, str]:
-    """Title -> URL of Home and every page in ``pages/``, in order
-    (``3_Embedding_space.py`` -> ``"Embedding space"``: ``/Embedding_space``)."""
-    found = []
-    for f in pages_dir.glob("*.py"):
-        num, _, rest = f.stem.partition("_")
-        path = rest if num.isdigit() and rest else f.stem
-        found.append((int(num) if num.isdigit() else 10_000, path))
-    return {"Home": base_url + "/"} | {p.replace("_", " "): f"{base_url}/{p}"
-                                      for _, p in sorted(found)}
+def page_urls(base_url: str) -> dict[str, str]:
+    """Title -> URL of every page app.py declares (``ui/nav.py``), in menu order
+    (``"Embedding space"``: ``/Embedding_space``; Home: ``/``)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from ui.nav import PAGES
+
+    return {p.title: f"{base_url}/{p.url_path}" for p in PAGES}

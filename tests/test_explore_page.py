@@ -16,6 +16,8 @@ from tlviz.embed import embed
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/4_Explore.py"
+IMAGE, SELECTION = "s.explore_image", "s.selection"  # ui.state's session keys
+PICK = "w.explore_image"  # the Neighbours tab's image number input
 
 
 @pytest.fixture(autouse=True)
@@ -47,13 +49,13 @@ def digits():
 def test_neighbours_follow_the_picked_image(digits):
     ds, emb = digits
     at = open_explore()
-    assert at.session_state["explore.image"] == 0
+    assert at.session_state[IMAGE] == 0
     # an image whose neighbours include another class, so the count is informative
     issues = explore.label_issues(emb.features, emb.labels, k=8)
     i = int(issues["index"].iloc[0])
-    at.number_input(key="explore.pick").set_value(i).run()
+    at.number_input(key=PICK).set_value(i).run()
     assert not at.exception, at.exception
-    assert at.session_state["explore.image"] == i
+    assert at.session_state[IMAGE] == i
     nb = explore.neighbours(emb.features, emb.labels, i, k=8, metric="cosine")
     assert int(metric(at, "of its 8 nearest")) == int((~nb["same_class"]).sum()) >= 4
     at.slider(key="w.explore_k").set_value(12).run()
@@ -66,7 +68,7 @@ def test_lasso_selection_shows_counts_exports_and_saves_a_note(fresh_home):
     assert any("lasso" in i.value for i in at.info)
     ds = load_dataset("digits")
     sel = [0, 1, 2, 10, 11, 20]  # as the lasso handler stores it
-    at.session_state["explore.selection"] = sel
+    at.session_state[SELECTION] = sel
     at.run()
     assert not at.exception, at.exception
     assert metric(at, "images selected") == str(len(sel))
@@ -84,10 +86,10 @@ def test_lasso_selection_shows_counts_exports_and_saves_a_note(fresh_home):
     assert note["indices"] == sel and note["title"] == "odd <b>digits</b> 🙂"
     assert any("Saved 6 images" in s.value for s in at.success)
     # the note can bring the selection back
-    at.session_state["explore.selection"] = []
+    at.session_state[SELECTION] = []
     at.run()
     next(b for b in at.button if b.label == "Select these images").click().run()
-    assert at.session_state["explore.selection"] == sel
+    assert at.session_state[SELECTION] == sel
 
 
 def test_click_and_lasso_events_map_to_dataset_indices():
@@ -113,7 +115,7 @@ def test_satellites_and_augmentation_comparison():
     ratio = float(metric(at, "copy distance / class distance"))
     assert 0 < ratio < 5
     chosen = at.session_state["explore.sat"][0]
-    assert len(chosen) >= 2 and at.session_state["explore.image"] in chosen
+    assert len(chosen) >= 2 and at.session_state[IMAGE] in chosen
     per = next(d.value for d in at.dataframe if "ratio" in d.value.columns
                and "index" in d.value.columns)
     assert per["index"].tolist() == list(chosen)
@@ -134,7 +136,7 @@ def test_label_issues_match_the_library_and_open_in_neighbours(digits):
     assert box.options[0] == f"#{issues['index'].iloc[0]}"
     box.set_value(int(issues["index"].iloc[1])).run()
     assert not at.exception, at.exception
-    assert at.session_state["explore.image"] == int(issues["index"].iloc[1])
+    assert at.session_state[IMAGE] == int(issues["index"].iloc[1])
 
 
 def test_before_after_without_and_with_a_fine_tuned_run(fresh_home):
@@ -166,12 +168,12 @@ def test_bad_links_and_stale_state_fall_back():
     at = open_explore(explore_split="nonsense", explore_metric="hamming", explore_k="999")
     assert at.selectbox(key="w.explore_split").value == "all"
     assert at.slider(key="w.explore_k").value == 8
-    at.session_state["explore.image"] = 10**6  # e.g. left from a bigger dataset
-    at.session_state["explore.selection"] = [3, 10**6]
+    at.session_state[IMAGE] = 10**6  # e.g. left from a bigger dataset
+    at.session_state[SELECTION] = [3, 10**6]
     at.run()
     assert not at.exception, at.exception
-    assert at.session_state["explore.image"] == 0
-    assert at.session_state["explore.selection"] == [3]
+    assert at.session_state[IMAGE] == 0
+    assert at.session_state[SELECTION] == [3]
 
 
 @pytest.mark.browser

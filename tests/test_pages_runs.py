@@ -35,6 +35,17 @@ def open_page(page: str, **query) -> AppTest:
     return at
 
 
+def finish_jobs(at: AppTest) -> AppTest:
+    """Wait for the session's training job, then rerun: what the page's watcher (a fragment
+    rerun every second in the browser) does when the job ends."""
+    for key in ("job.train", "job.ladder"):
+        if key in at.session_state:
+            assert at.session_state[key].wait(300), f"{key} still running"
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def train_run(at: AppTest, head: str = "logistic", **widgets) -> AppTest:
     at.radio(key="w.head").set_value(head).run()
     for key, value in widgets.items():
@@ -42,7 +53,7 @@ def train_run(at: AppTest, head: str = "logistic", **widgets) -> AppTest:
         sliders[0].set_value(value).run()
     at.button(key="train.start").click().run()
     assert not at.exception, at.exception
-    return at
+    return finish_jobs(at)
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -86,6 +97,7 @@ def test_train_page_offers_the_finetune_modes_and_trains_pixels_mlp():
     at.slider(key="w.pixels-mlp_epochs").set_value(2).run()
     at.button(key="train.start").click().run()
     assert not at.exception, at.exception
+    finish_jobs(at)
     run = Ledger().list_runs().iloc[0]
     assert (run["mode"], run["status"], run["epochs"]) == ("pixels-mlp", "completed", 2)
     assert list(Ledger().history(int(run["id"]))["epoch"]) == [1, 2]
@@ -102,6 +114,23 @@ def test_train_page_picking_a_correct_cell_shows_its_images():
     assert t == p
     assert not at.exception
     assert len(at.get("image")) >= 1
+
+
+def test_train_page_shows_a_running_job_and_stop_cancels_it():
+    at = open_page(TRAIN)
+    at.radio(key="w.head").set_value("mlp").run()
+    at.select_slider(key="w.mlp_hidden").set_value(512).run()
+    at.slider(key="w.epochs").set_value(100).run()
+    at.button(key="train.start").click().run()
+    assert not at.exception, at.exception
+    # while it runs: Train off, Stop on, a progress bar (the watcher fragment)
+    assert at.button(key="train.start").disabled and not at.button(key="train.stop").disabled
+    assert at.get("progress")
+    at.button(key="train.stop").click().run()
+    finish_jobs(at)
+    assert Ledger().list_runs().loc[0, "status"] == "cancelled"
+    assert any("Training stopped" in w.value for w in at.warning)
+    assert not at.button(key="train.start").disabled and at.button(key="train.stop").disabled
 
 
 def test_stop_cancels_a_running_training_job():
@@ -123,7 +152,7 @@ def test_stop_cancels_a_running_training_job():
             return train(cfg, on_epoch=on_epoch, should_stop=j.should_stop)
 
         job = jobs.start("train", "t", work)
-        jobs.watch(job, lambda j: None, every=0.05)
+        job.wait(120)
         st.write(f"cancelled={isinstance(job.error, Cancelled)} epochs={len(job.records)}")
 
     at = AppTest.from_function(script, default_timeout=120).run()

@@ -21,24 +21,31 @@ from conftest import make_image_folder
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the entry (Home) and every page file, each opened through app.py
 PAGES = ["app.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))]
 SECRET_CLASSES = ("zqxsecretalpha", "zqxsecretbeta")
 
 
 def query_names() -> list[str]:
     """Every query parameter a page or ``ui/`` reads through ``ui.state``, found in the
-    source (so a parameter added later is fuzzed too), f-string names expanded."""
+    source (so a parameter added later is fuzzed too), f-string names expanded, names
+    given as a module constant (``IMAGE = "explore_image"``) looked up."""
     import tlviz.finetune  # noqa: F401 - registers its modes
     from tlviz.train import MODES
 
     pat = re.compile(r"state\.(?:widget|get|sync)\(\s*(f?)\"([^\"]+)\"")
+    by_constant = re.compile(r"\bstate\.(?:widget|get|sync)\(\s*([A-Z][A-Z0-9_]*)\b")
+    constant = re.compile(r"^([A-Z][A-Z0-9_]*) = \"([^\"]+)\"", re.M)
     names = {"dataset", "backbone", "presenter", "seed"}
     for f in [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")]:
-        for is_f, name in pat.findall(f.read_text()):
+        source = f.read_text()
+        for is_f, name in pat.findall(source):
             if is_f:
                 names.update(name.replace("{mode}", m) for m in MODES)
             else:
                 names.add(name)
+        constants = dict(constant.findall(source))  # a name given as a module constant
+        names.update(constants[c] for c in by_constant.findall(source) if c in constants)
     names |= {"aug_rotation", "aug_wshift", "aug_hshift", "aug_shear", "aug_zoom", "aug_bright",
               "aug_contrast", "aug_hflip", "aug_vflip"}  # read in a loop over a table
     return sorted(n for n in names if "{" not in n)
@@ -159,7 +166,8 @@ def shown_text(at: AppTest) -> str:
 @pytest.mark.parametrize("page", PAGES)
 def test_every_parameter_hostile_on_every_page(page, env, watch):
     names = query_names()
-    assert {"dataset", "backbone", "method", "split", "runs", "run", "aug_rotation"} <= set(names)
+    assert {"dataset", "backbone", "method", "split", "runs", "run", "aug_rotation",
+            "explore_image", "selection", "explore_k", "ft_blocks"} <= set(names)
     values = hostile_values(env["private"])
     for kind, value in values.items():
         watch.hits.clear()

@@ -2,14 +2,17 @@
 
 tlviz caches embeddings and projections on disk too, so a revisit is instant even after
 a restart; these wrappers add the in-process layer (no re-reading, no re-hashing).
-Arguments starting with ``_`` (progress callbacks) are not part of the cache key.
+Long computations with a progress bar (embedding, augmentation comparison, before/after)
+run outside the cached call, into a shared :class:`Memo` slot: cached functions never draw.
 Heavy modules (torch, umap) are imported inside the functions to keep app start fast.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
@@ -17,27 +20,31 @@ import streamlit as st
 from tlviz import config
 
 Progress = Callable[[int, int, str], None]
+T = TypeVar("T")
 
 
-def _live(progress: Progress | None) -> Progress | None:
-    """``progress`` with its streamlit writes kept out of the cached result.
+class Memo:
+    """One value computed once and shared by every session, filled *outside* any cached call.
 
-    Streamlit records the elements a cached function draws and replays them on every
-    cache hit; a progress bar drawn into a slot created outside the function cannot be
-    replayed (CacheReplayClosureError on the next hit). Progress is live feedback only.
+    Streamlit records what a cached function draws and replays it on every hit, so a
+    progress bar cannot be drawn from inside one. A ``st.cache_resource`` function here only
+    hands out this empty slot (keyed like a cache entry, evicted like one); the caller fills
+    it with a computation that may draw its progress bar. Concurrent callers of the same
+    key wait for the first; a failed or interrupted computation leaves the slot empty.
+    Callers must not mutate the shared value.
     """
-    if progress is None:
-        return None
-    from streamlit.runtime.caching.cached_message_replay import in_cached_function
 
-    def update(done: int, total: int, msg: str = "") -> None:
-        token = in_cached_function.set(False)
-        try:
-            progress(done, total, msg)
-        finally:
-            in_cached_function.reset(token)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+        self._value = None
 
-    return update
+    def get(self, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if not self._done:
+                self._value = compute()
+                self._done = True
+            return self._value
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ def refresh_datasets() -> None:
     """Forget the dataset list and everything derived from loaded datasets (after a download,
     upload or webcam save: a re-saved dataset may reuse its name). tlviz's disk caches are
     keyed by content, so nothing is recomputed that did not change."""
-    for fn in (_dataset_infos, dataset, embeddings, projection, separation, thumbnail):
+    for fn in (_dataset_infos, dataset, _embeddings_slot, projection, separation, thumbnail):
         fn.clear()
 
 
@@ -118,23 +125,29 @@ def backbone_names() -> list[str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=6)
-def dataset(ref: str, seed: int = 0, _progress: Progress | None = None):
+def dataset(ref: str, seed: int = 0):
     """``tlviz.data.load_named(ref, seed)``, kept in memory: a listed dataset's *name* only,
     never a path (the web app opens only what it offers). Raises DatasetError/Unavailable."""
     from tlviz.data import load_named
 
-    return load_named(ref, seed=seed, progress=_live(_progress))
+    return load_named(ref, seed=seed)
 
 
 @st.cache_resource(show_spinner=False, max_entries=12)
-def embeddings(ref: str, backbone: str, seed: int = 0, _progress: Progress | None = None):
-    """``tlviz.embed.embed`` of dataset ``ref`` through ``backbone`` (disk-cached as well).
+def _embeddings_slot(ref: str, backbone: str, seed: int) -> Memo:
+    return Memo()
+
+
+def embeddings(ref: str, backbone: str, seed: int = 0, progress: Progress | None = None):
+    """``tlviz.embed.embed`` of dataset ``ref`` through ``backbone`` (disk-cached as well),
+    computed once per process; ``progress`` sees the computation when it happens here.
 
     Raises WeightsUnavailable (offline without weights) or DatasetError.
     """
     from tlviz.embed import embed
 
-    return embed(dataset(ref, seed), backbone, progress=_live(_progress))
+    return _embeddings_slot(ref, backbone, seed).get(
+        lambda: embed(dataset(ref, seed), backbone, progress=progress))
 
 
 def embeddings_on_disk(ref: str, backbone: str, seed: int = 0) -> bool:
@@ -244,21 +257,30 @@ def satellites(ref: str, backbone: str, seed: int, indices: tuple[int, ...], aug
                        json.loads(augment_json), n_copies, proj, aug_seed)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _comparison_slot(ref: str, backbone: str, seed: int, indices: tuple[int, ...], n_copies: int,
+                     extra_json: str) -> Memo:
+    return Memo()
+
+
 def augmentation_comparison(ref: str, backbone: str, seed: int, indices: tuple[int, ...],
-                            n_copies: int = 8, extra_json: str = "", _progress=None):
+                            n_copies: int = 8, extra_json: str = "",
+                            progress: Progress | None = None):
     """``tlviz.explore.compare_augmentations`` over the presets (plus ``extra_json``:
-    {name: AugmentConfig dict}, e.g. the user's own settings)."""
+    {name: AugmentConfig dict}, e.g. the user's own settings), computed once per process."""
     import json
 
     from tlviz.augment import AugmentConfig
     from tlviz.explore import AUGMENT_PRESETS, compare_augmentations
 
-    configs = dict(AUGMENT_PRESETS)
-    for name, d in (json.loads(extra_json) if extra_json else {}).items():
-        configs[name] = AugmentConfig.from_dict(d)
-    return compare_augmentations(dataset(ref, seed), embeddings(ref, backbone, seed),
-                                 list(indices), configs, n_copies, progress=_live(_progress))
+    def compute():
+        configs = dict(AUGMENT_PRESETS)
+        for name, d in (json.loads(extra_json) if extra_json else {}).items():
+            configs[name] = AugmentConfig.from_dict(d)
+        return compare_augmentations(dataset(ref, seed), embeddings(ref, backbone, seed),
+                                     list(indices), configs, n_copies, progress=progress)
+
+    return _comparison_slot(ref, backbone, seed, tuple(indices), n_copies, extra_json).get(compute)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -275,20 +297,30 @@ def finetuned_net(ledger_path: str, run_id: int):
     return backbone, net
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _before_after_slot(ref: str, seed: int, ledger_path: str, run_id: int,
+                       indices: tuple[int, ...], method: str, align: str) -> Memo:
+    return Memo()
+
+
 def before_after(ref: str, seed: int, ledger_path: str, run_id: int, indices: tuple[int, ...],
-                 method: str = "pca", align: str = "procrustes", _progress=None):
+                 method: str = "pca", align: str = "procrustes",
+                 progress: Progress | None = None):
     """``tlviz.explore.before_after`` of ``indices``: frozen features from the embedding
-    cache, fine-tuned features from the run's backbone."""
+    cache, fine-tuned features from the run's backbone; computed once per process."""
     from tlviz.backbones import get_backbone_spec
     from tlviz.explore import before_after as _before_after
 
-    backbone, net = finetuned_net(ledger_path, run_id)
-    emb = embeddings(ref, backbone, seed)
-    idx = np.asarray(indices, dtype=np.int64)
-    return _before_after(dataset(ref, seed), backbone, net, spec=get_backbone_spec(backbone),
-                         indices=idx, method=method, align=align,
-                         X_before=np.asarray(emb.features[idx]), progress=_live(_progress))
+    def compute():
+        backbone, net = finetuned_net(ledger_path, run_id)
+        emb = embeddings(ref, backbone, seed)
+        idx = np.asarray(indices, dtype=np.int64)
+        return _before_after(dataset(ref, seed), backbone, net, spec=get_backbone_spec(backbone),
+                             indices=idx, method=method, align=align,
+                             X_before=np.asarray(emb.features[idx]), progress=progress)
+
+    return _before_after_slot(ref, seed, ledger_path, int(run_id), tuple(indices), method,
+                              align).get(compute)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

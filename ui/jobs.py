@@ -1,11 +1,11 @@
 """Long work (training, the ladder) in a background thread owned by the session.
 
-The page starts a :class:`Job` and then *watches* it: a loop that redraws the live chart
-from ``job.records`` until the thread ends. A click elsewhere (Stop, another widget)
-only interrupts the watching script run, never the training: the next run finds the job
-in the session and watches on; Stop sets ``job.stop`` which the tlviz ``should_stop``
-callback reads, so the ledger records the run as ``cancelled``. The thread never calls
-streamlit.
+The page starts a :class:`Job` and then *watches* it: a fragment rerun every second
+(``ui.train_sections.watch``) redraws the progress and live chart from ``job.records``
+until the thread ends, then reruns the page for the results. Reruns never touch the
+training: the next run finds the job in the session; Stop sets ``job.stop`` which the
+tlviz ``should_stop`` callback reads, so the ledger records the run as ``cancelled``.
+The thread never calls streamlit.
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ class Job:
     def should_stop(self) -> bool:
         return self.stop.is_set()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the thread ends (or ``timeout`` seconds); True when it has ended."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.running
+
 
 def start(key: str, name: str, fn: Callable[[Job], Any], **meta) -> Job:
     """Run ``fn(job)`` in a daemon thread; the job is kept in the session under ``key``."""
@@ -90,22 +96,3 @@ def request_stop(key: str) -> None:
     job = get(key)
     if job is not None:
         job.stop.set()
-
-
-def watch(job: Job, draw: Callable[[Job], None], tick: Callable[[Job], None] | None = None,
-          every: float = 0.4) -> None:
-    """Until the thread ends: ``draw(job)`` when its records change, ``tick(job)`` every
-    ``every`` seconds (a streamlit call there lets a click interrupt the watching promptly).
-    """
-    seen = None
-    while True:
-        alive = job.running
-        if tick is not None:
-            tick(job)
-        now = (len(job.records), alive)
-        if now != seen:
-            draw(job)
-            seen = now
-        if not alive:
-            return
-        time.sleep(every)

@@ -1,12 +1,17 @@
-"""The sidebar every page shows: page links, dataset and backbone pickers, presenter toggle.
+"""The sidebar every page shows under Streamlit's navigation menu: dataset and backbone
+pickers, presenter toggle.
 
-``render()`` returns the current :class:`Choices`; pages read them instead of
-session-state strings. Choices live in :mod:`ui.state` (session + URL), so they
-survive page switches and a copied link reproduces the view.
+app.py draws it once per run and runs the page inside :func:`drawn`; pages read the
+choices with :func:`choices` instead of session-state strings. Choices live in :mod:`ui.state`
+(session + URL), so they survive page switches and a copied link reproduces the view.
 """
 
 from __future__ import annotations
 
+import contextlib
+import runpy
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,26 +35,9 @@ h1 { font-size: 2.6rem !important; }
 """
 
 
-ROOT = Path(__file__).resolve().parents[1]
-# Material icons ship with Streamlit (offline; no emoji font needed on the projector PC).
-PAGE_ICONS = {"Data": ":material/folder_open:", "Augmentation": ":material/tune:",
-              "Embedding space": ":material/scatter_plot:", "Explore": ":material/travel_explore:",
-              "Train": ":material/model_training:", "Compare": ":material/stacked_line_chart:",
-              "Predict": ":material/image_search:"}
-
-
-def pages() -> list[tuple[str, str]]:
-    """(path relative to app.py, title) of Home and every ``pages/<n>_<Title>.py``, in order.
-
-    Streamlit's own navigation is off (``client.showSidebarNavigation``): it would call Home
-    "app"; this list keeps drop-in pages and Streamlit's URLs (``/Embedding_space``).
-    """
-    found = []
-    for f in (ROOT / "pages").glob("*.py"):
-        num, _, name = f.stem.partition("_")
-        order = int(num) if num.isdigit() else 10_000
-        found.append((order, f.name, (name if num.isdigit() and name else f.stem).replace("_", " ")))
-    return [("app.py", "Home")] + [(f"pages/{n}", t) for _, n, t in sorted(found)]
+APP = Path(__file__).resolve().parents[1] / "app.py"
+_current: ContextVar[Choices | None] = ContextVar("tlviz_sidebar_choices", default=None)
+_entering: ContextVar[bool] = ContextVar("tlviz_entering_app", default=False)
 
 
 @dataclass(frozen=True)
@@ -83,19 +71,14 @@ def _picker(label: str, options: list, infos: dict, fmt, name: str, default: str
 
 
 def render() -> Choices:
-    """Draw the shared sidebar and return the current choices (call once per page)."""
+    """Draw the shared sidebar and return the current choices."""
     # Only what the app offers, by name: a link's folder or zip path is refused (issue: a
     # link must not open any folder of the server's disk), with a notice, touching nothing.
     ds_infos = {i.name: i for i in cache.datasets()}
     bb_infos = {i.name: i for i in cache.backbones((state.backbone(cache.backbone_names()),))}
     ds_options = list(ds_infos)
     bb_options = list(bb_infos)
-    st.set_page_config(layout="wide", page_icon=":material/visibility:")
     with st.sidebar:
-        for path, title in pages():
-            st.page_link(path, label=title, icon=PAGE_ICONS.get(title, ":material/home:"
-                                                                 if path == "app.py" else None))
-        st.divider()
         ref = _picker("Dataset", ds_options, ds_infos, _dataset_label, "dataset",
                       state.default_dataset(), "Datasets marked 'not on this machine' can be "
                       "fetched or located on the Data page.")
@@ -113,3 +96,44 @@ def render() -> Choices:
                                        **state.widget("seed", 0, bounds=(0, 10_000)))
     st.html(BASE_CSS + (PRESENTER_CSS if presenter else ""))  # static CSS, no user text
     return Choices(ref, backbone, bool(presenter), int(seed))
+
+
+@contextlib.contextmanager
+def drawn() -> Iterator[Choices]:
+    """Draw the sidebar; inside the block (app.py runs the page there) :func:`choices`
+    returns its choices."""
+    token = _current.set(render())
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
+
+
+def choices() -> Choices:
+    """The sidebar's choices, for the page app.py is running: call it at the top of a page
+    (a fragment gets what it needs as arguments: its own reruns do not go through app.py)."""
+    chosen = _current.get()
+    if chosen is None:
+        _run_through_app()
+    return chosen
+
+
+def _run_through_app() -> None:
+    """A page ran without app.py: run app.py (which runs this page) instead, then stop.
+
+    While a ``pages/`` folder exists, Streamlit keeps its old folder convention until
+    ``st.navigation`` has run in the process: a freshly started server's first run, opened
+    on a page's link (``/Explore``), runs that page alone, and AppTest does so on every run.
+    app.py declares the pages (which ends the convention), and runs the same page (same
+    URL path) with the page config and the sidebar, in this same run: widget values and
+    button clicks are kept.
+    """
+    if _entering.get():
+        raise RuntimeError("the sidebar was not drawn: run the dashboard with "
+                           "`streamlit run app.py`")
+    token = _entering.set(True)
+    try:
+        runpy.run_path(str(APP), run_name="__tlviz_app__")
+    finally:
+        _entering.reset(token)
+    st.stop()

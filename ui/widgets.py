@@ -10,14 +10,11 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import streamlit as st
 
-from ui import cache
+from ui import cache, nav
 from ui.sidebar import Choices
 from ui.text import esc
 
 Progress = Callable[[int, int, str], None]
-
-DATA_PAGE = "pages/1_Data.py"
-TRAIN_PAGE = "pages/5_Train.py"
 
 
 @contextlib.contextmanager
@@ -50,8 +47,8 @@ def load_dataset(choices: Choices, ref: str | None = None, *, link: bool = True)
     except DatasetUnavailable as e:
         st.warning(f"**{esc(ref)}** is not on this machine: {esc(e)}")
         if link:
-            st.page_link(DATA_PAGE, label="Open the Data page to fetch or pick another dataset",
-                         icon=":material/folder_open:")
+            st.page_link(nav.DATA, label="Open the Data page to fetch or pick another dataset",
+                         icon=nav.ICONS[nav.DATA])
     except DatasetError as e:
         st.error(f"Cannot open **{esc(ref)}**: {esc(e)}")
     except Exception as e:  # noqa: BLE001 - any other failure: a message, not a traceback
@@ -77,7 +74,7 @@ def load_embeddings(choices: Choices, backbone: str | None = None):
         return None
     try:
         with progress(f"Embedding {choices.dataset} with {backbone}") as cb:
-            return cache.embeddings(choices.dataset, backbone, choices.seed, _progress=cb)
+            return cache.embeddings(choices.dataset, backbone, choices.seed, progress=cb)
     except WeightsUnavailable as e:
         st.error(f"**{esc(backbone)}** weights are not on this machine. {esc(e)}")
     except Exception as e:  # noqa: BLE001
@@ -139,6 +136,6 @@ def runs_or_stop(empty_message: str, status: str | None = None) -> dict[str, dic
     runs = cache.ledger().list_runs(status=status)
     if runs.empty:
         st.info(empty_message)
-        st.page_link(TRAIN_PAGE, label="Open the Train page", icon=":material/model_training:")
+        st.page_link(nav.TRAIN, label="Open the Train page", icon=nav.ICONS[nav.TRAIN])
         st.stop()
     return {str(r["id"]): r for r in runs.to_dict(orient="records")}

@@ -1,0 +1,300 @@
+"""The Train page's pieces: per-mode and per-head settings, the job watcher (a fragment that
+reruns every second while training runs), the results with their confusion matrix, and
+the ladder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from tlviz.curves import (
+    cell_indices,
+    confusion_figure,
+    curves_figure,
+    ladder_figure,
+    off_diagonal_cells,
+)
+from ui import cache, jobs, nav, state, widgets
+from ui.sidebar import Choices
+from ui.text import esc
+
+MODE_HELP = {
+    "feature-extraction": "frozen backbone + a head on its features (fast: features are cached)",
+    "pixels-mlp": "no backbone: a small network on the raw pixels (the baseline that fails)",
+    "scratch-cnn": "a small CNN trained from scratch on these images only",
+    "fine-tune": "backbone's last block unfrozen and trained with the head (slow on CPU)",
+}
+C_VALUES = [0.01, 0.1, 1.0, 10.0, 100.0]
+HIDDEN = [0, 32, 64, 128, 256, 512]
+POLL_SECONDS = 1.0  # the watcher's refresh while a job runs
+CELL, CONFUSION = "train.cell", "train.confusion"  # session keys: picked cell, matrix clicks
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def modes() -> list[str]:
+    """Registered training modes; tlviz.finetune adds its own when it is installed."""
+    from tlviz import train
+
+    try:
+        import tlviz.finetune  # noqa: F401 - registers pixels-mlp, scratch-cnn, fine-tune
+    except ImportError:
+        pass
+    return list(train.MODES)
+
+
+def current_augment():
+    """The user's augmentation from the Augmentation page when set there, else the book's."""
+    from tlviz.augment import AugmentConfig
+
+    try:
+        cfg = AugmentConfig.from_dict(state.augment() or {})
+    except (TypeError, ValueError):
+        cfg = None
+    if cfg is None or cfg.is_identity:
+        return AugmentConfig.book(), "the book's preset (rotation 40°, shifts 0.2, zoom 0.2, flip)"
+    return cfg, "your settings from the Augmentation page"
+
+
+def mode_options(mode: str, advanced: bool) -> tuple[dict, int]:
+    """Widgets for a tlviz.finetune mode; returns (extra options, epochs)."""
+    from tlviz.finetune import DEFAULTS
+
+    d = DEFAULTS.get(mode, {})
+    hi = 50 if mode == "fine-tune" else 100
+    epochs = int(st.slider("Epochs", 1, hi, **state.widget(f"{mode}_epochs",
+                                                           int(d.get("epochs", 10)), bounds=(1, hi))))
+    extra = {}
+    if mode == "fine-tune":
+        extra["n_trainable_blocks"] = int(st.slider(
+            "Blocks to unfreeze", 1, 3, help="How many of the backbone's last blocks train.",
+            **state.widget("ft_blocks", int(d.get("n_trainable_blocks", 1)), bounds=(1, 3))))
+    elif advanced and "hidden" in d:
+        extra["hidden"] = int(st.select_slider("Hidden units", HIDDEN,
+                                               **state.widget("px_hidden", int(d["hidden"]),
+                                                              HIDDEN)))
+    return extra, epochs
+
+
+def head_params(head: str, advanced: bool) -> tuple[dict, int | None]:
+    """Widgets for the head's hyper-parameters; returns (params, epochs)."""
+    if head == "knn":
+        k = st.slider("Neighbours (k)", 1, 25, help="How many most-similar training images vote.",
+                      **state.widget("knn_k", 5, bounds=(1, 25)))
+        metric = "cosine"
+        if advanced:
+            metric = st.radio("Distance", ["cosine", "euclidean"], horizontal=True,
+                              **state.widget("knn_metric", "cosine", ["cosine", "euclidean"]))
+        return {"n_neighbors": int(k), "metric": metric}, None
+    if head == "logistic":
+        c = st.select_slider("Regularisation C", C_VALUES,
+                             help="Small C: simpler boundary (more regularised).",
+                             **state.widget("C", 1.0, C_VALUES))
+        return {"C": float(c)}, None
+    hidden = st.select_slider("Hidden units", HIDDEN, help="0 = no hidden layer (linear).",
+                              **state.widget("mlp_hidden", 256, HIDDEN))
+    epochs = st.slider("Epochs", 2, 100, **state.widget("epochs", 30, bounds=(2, 100)))
+    return {"hidden": int(hidden)}, int(epochs)
+
+
+def short_label(cfg) -> str:
+    return cfg.head if cfg.mode == "feature-extraction" else cfg.mode
+
+
+def run_label(cfg) -> str:
+    return f"{cfg.dataset} · {cfg.backbone} · {short_label(cfg)}"
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def running(key: str) -> bool:
+    """Whether this session's job ``key`` ("train", "ladder") is running."""
+    job = jobs.get(key)
+    return job is not None and job.running
+
+
+def stop_all() -> None:
+    for key in ("train", "ladder"):
+        jobs.request_stop(key)
+
+
+def start_training(cfg, ds, choices: Choices) -> None:
+    """Train ``cfg`` in the background (the run goes to the ledger) and redraw the page."""
+    from tlviz.train import train
+
+    led = cache.ledger()  # resolved here: the thread never calls streamlit
+
+    def work(j: jobs.Job):
+        return train(cfg, dataset=ds, ledger=led, progress=j.on_progress, on_epoch=j.on_epoch,
+                     should_stop=j.should_stop)
+
+    jobs.start("train", run_label(cfg), work, cfg=cfg, ref=choices.dataset, seed=choices.seed)
+    jobs.forget("ladder")
+    st.rerun()  # redraw with Stop enabled
+
+
+def watch(job: jobs.Job, was_running: bool, draw: Callable[[jobs.Job], None]) -> None:
+    """``job``'s progress bar and ``draw(job)``; redrawn every second while it runs (a
+    fragment: the rest of the page is not rerun). ``was_running``: the page drew its
+    controls as busy, so they are redrawn (a full rerun) once the job has ended."""
+    st.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(job, was_running, draw)
+
+
+def _watch(job: jobs.Job, was_running: bool, draw: Callable[[jobs.Job], None]) -> None:
+    if was_running and not job.running:
+        st.rerun()
+    if job.running:
+        done, total, msg = job.progress or (0, 0, "starting")
+        epochs_txt = f" · epoch {len(job.records)}" if job.records else ""
+        st.progress(min(1.0, done / total) if total else 0.0,
+                    text=f"{msg or 'working'}{epochs_txt} · {job.seconds:.0f} s")
+    draw(job)
+
+
+def live_curves(job: jobs.Job) -> None:
+    if job.records:
+        st.plotly_chart(curves_figure({short_label(job.meta["cfg"]): job.records}, height=340),
+                        key="train.live", config={"displayModeBar": False})
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def outcome(job: jobs.Job, ds, choices: Choices) -> None:
+    """How the finished training went: a message, or the metrics and the confusion matrix."""
+    from tlviz.backbones import WeightsUnavailable
+    from tlviz.train import Cancelled
+
+    if isinstance(job.error, Cancelled):
+        st.warning("Training stopped. The run is in the ledger as *cancelled*.")
+    elif isinstance(job.error, WeightsUnavailable):
+        st.error(f"**{esc(job.meta['cfg'].backbone)}** weights are not on this machine: "
+                 f"{esc(job.error)} Pick another backbone in the sidebar.")
+    elif job.error is not None:
+        st.error(f"Training failed: {esc(job.error)}")
+        with st.expander("Details"):
+            st.code(job.error_trace, language=None)
+    elif job.result is not None:
+        r = job.result
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric("Val accuracy", "—" if r.val_accuracy is None else f"{r.val_accuracy:.1%}")
+        m2.metric("Test accuracy", "—" if r.test_accuracy is None else f"{r.test_accuracy:.1%}",
+                  help=None if r.test_accuracy is not None else "This dataset has no test split.")
+        m3.metric("Train accuracy", "—" if r.train_accuracy is None else f"{r.train_accuracy:.1%}")
+        m4.metric("Time", f"{r.seconds:.1f} s")
+        st.caption(f"Saved as run #{r.run_id} in the ledger.")
+        if r.confusion is not None:
+            mistakes(r, job.meta["ref"], job.meta["seed"], ds if job.meta["ref"] == choices.dataset
+                     else None)
+
+
+def thumb_caption(ds, i: int) -> str:
+    """The image's file name, shortened in the middle to fit under a thumbnail."""
+    name = Path(ds.path(int(i))).name
+    return name if len(name) <= 16 else f"{name[:7]}…{name[-8:]}"
+
+
+@st.fragment
+def mistakes(r, ref: str, dseed: int, ds) -> None:
+    """The confusion matrix beside the images of a cell (a click on the matrix picks it).
+    ``ds``: the run's dataset when it is the chosen one (file names as captions)."""
+    split = r.confusion_split
+    idx, y_true, y_pred = r.predictions[split]
+    classes = r.classes
+    cells = off_diagonal_cells(r.confusion)
+    options = [f"{t},{p}" for t, p, _ in cells] + [f"{t},{t}" for t in range(len(classes))]
+    counts = {f"{t},{p}": c for t, p, c in cells}
+
+    def cell_label(v: str) -> str:
+        t, p = map(int, v.split(","))
+        n = counts.get(v, int(r.confusion[t][p]))
+        what = "correct" if t == p else f"predicted {classes[p]}"
+        return f"true {classes[t]} → {what} ({n})"
+
+    if st.session_state.get(CELL) not in options:
+        st.session_state[CELL] = options[0]
+
+    def on_cell_click() -> None:
+        sel = st.session_state.get(CONFUSION)
+        pts = (sel or {}).get("selection", {}).get("points", []) if sel else []
+        cells_trace = [pt for pt in pts if pt.get("curve_number") == 1]
+        if cells_trace:  # point k of the cell trace is cell (k // n, k % n)
+            t, p = divmod(int(cells_trace[0]["point_index"]), len(classes))
+            if f"{t},{p}" in options:
+                st.session_state[CELL] = f"{t},{p}"
+
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        st.plotly_chart(confusion_figure(r.confusion, classes, split=split), key=CONFUSION,
+                        on_select=on_cell_click, selection_mode="points",
+                        config={"displayModeBar": False})
+    with right:
+        if not cells:
+            st.success(f"No mistakes on the {split} split.")
+        choice = st.selectbox("Images of a cell", options, format_func=cell_label, key=CELL)
+        t, p = map(int, choice.split(","))
+        hits = cell_indices(idx, y_true, y_pred, t, p)
+        shown = hits[:24]
+        if len(shown):
+            thumbs = [cache.thumbnail(ref, int(i), 112, dseed) for i in shown]
+            names = [thumb_caption(ds, int(i)) if ds is not None else f"#{i}" for i in shown]
+            widgets.image_grid(thumbs, names, columns=4)
+            if len(hits) > len(shown):
+                st.caption(f"… and {len(hits) - len(shown)} more.")
+        else:
+            st.caption("No images in this cell.")
+
+
+# ----------------------------------------------------------------------------- the ladder
+
+
+def ladder(choices: Choices, busy: bool, was_running: bool) -> None:
+    """The ladder preset: start it, watch it, show its table and a link to Compare.
+    ``busy``: a job runs (the button is off); ``was_running``: the ladder ran when the page
+    started drawing."""
+    try:
+        from tlviz.ladder import run_ladder
+    except ImportError:
+        st.info("The ladder preset needs `tlviz.ladder`, which is not installed in this version.")
+        return
+    if st.button("Run the ladder", disabled=busy, key="train.ladder"):
+        ref, backbone, led = choices.dataset, choices.backbone, cache.ledger()
+
+        def ladder_work(j: jobs.Job):
+            return run_ladder(ref, backbone=backbone, ledger=led,
+                              progress=j.on_progress, should_stop=j.should_stop)
+
+        jobs.start("ladder", f"ladder · {ref} · {backbone}", ladder_work)
+        jobs.forget("train")
+        st.rerun()
+    job = jobs.get("ladder")
+    if job is None:
+        return
+    watch(job, was_running, lambda j: None)
+    if job.running:
+        return
+    from tlviz.train import Cancelled
+
+    if isinstance(job.error, Cancelled):
+        st.warning("Ladder stopped; the finished runs are in the ledger.")
+    elif job.error is not None:
+        st.error(f"The ladder failed: {esc(job.error)}")
+    elif job.result is not None:
+        res = job.result
+        if res.cancelled:
+            st.warning("Ladder stopped; the rungs finished so far are below.")
+        st.plotly_chart(ladder_figure(res.table), config={"displayModeBar": False})
+        st.dataframe(res.table, hide_index=True, width="stretch", column_config={
+            "val_mean": st.column_config.NumberColumn("val mean", format="percent"),
+            "val_std": st.column_config.NumberColumn("val std", format="percent"),
+            "test_mean": st.column_config.NumberColumn("test mean", format="percent"),
+            "seconds_mean": st.column_config.NumberColumn("seconds", format="%.1f"),
+            "run_ids": st.column_config.ListColumn("runs")})
+        ids = ",".join(str(i) for i in res.run_ids)
+        if st.button("Compare these runs", key="train.ladder_compare", type="primary"):
+            state.set("runs", ids.split(","), url=False)
+            st.switch_page(nav.COMPARE, query_params={"runs": ids})
