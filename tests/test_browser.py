@@ -1,8 +1,9 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright.
 
-Walks every page in ``pages/`` (so new pages are walked too), checks that no exception box
-is shown, and saves one screenshot per page at projector size (1280x720) and laptop size
-(1440x900) in artifacts/screenshots/. Then the main flow on hymenoptera (digits when the
+Walks every page app.py declares (``ui/nav.py``: new pages are walked too), checks the
+navigation menu's labels and order and that no exception box is shown, and saves one
+screenshot per page at projector size (1280x720) and laptop size (1440x900) in
+artifacts/screenshots/. Then the main flow on hymenoptera (digits when the
 real data is absent): embed with mobilenet_v2 -> UMAP plot -> train a logistic head ->
 Compare shows the run -> Predict an uploaded image shows a bar chart.
 With TLVIZ_UPDATE_DOCS_SCREENSHOT=1 the embedding page also goes to docs/screenshots/.
@@ -75,11 +76,16 @@ def test_main_flow_and_every_page(server, tmp_path):
         page.set_default_timeout(120_000)
 
         # every page once before any run exists (empty-ledger states included)
+        first = True
         for name, url in urls.items():
             if name in ("Embedding space", "Train", "Compare", "Predict"):
                 continue  # visited in the flow below
             bu.open_page(page, url + q, timeout=240)
             bu.assert_no_exception(page, name)
+            if first:  # Streamlit's navigation menu: app.py's pages, labels and order
+                menu = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+                assert [m.split("\n")[-1].strip() for m in menu] == list(urls), menu  # icon\n\nlabel
+                first = False
             _shot(page, _slug(name))
 
         # embed -> UMAP

@@ -179,7 +179,10 @@ def test_bad_links_and_stale_state_fall_back():
 @pytest.mark.browser
 @pytest.mark.slow
 def test_browser_lasso_selects_images_and_click_picks_neighbours(tmp_path):
-    """Real chromium: draw a lasso on the plot, see the selection; screenshot both."""
+    """Real chromium: click a point, see it become the current image (in the link too);
+    draw a lasso on the plot, see the selection; screenshot."""
+    import re
+
     import browser_util as bu
 
     why = bu.missing_requirements()
@@ -192,6 +195,19 @@ def test_browser_lasso_selects_images_and_click_picks_neighbours(tmp_path):
         bu.assert_no_exception(page, "Explore")
         plot = page.locator(".js-plotly-plot .nsewdrag").first
         plot.wait_for(timeout=60_000)
+        # a click on a point makes it the current image (in the link and the Neighbours tab)
+        point = page.locator(".js-plotly-plot .scatterlayer .trace").nth(3).locator("path.point")
+        pb = point.nth(2).bounding_box()
+        page.mouse.click(pb["x"] + pb["width"] / 2, pb["y"] + pb["height"] / 2)
+        page.wait_for_function("() => location.search.includes('explore_image=')",
+                               timeout=30_000)
+        bu.wait_idle(page)
+        bu.assert_no_exception(page, "Explore after a click")
+        picked = re.search(r"explore_image=(\d+)", page.url).group(1)
+        image_no = page.locator('[data-testid="stNumberInput"]').filter(has_text="Image #")
+        assert image_no.locator("input").input_value() == picked
+        # a lasso (from the toolbar: a drag pans) selects a region
+        page.locator('.modebar-btn[data-title="Lasso Select"]').first.click()
         box = plot.bounding_box()
         cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["height"] / 4
         page.mouse.move(cx - r, cy - r)

@@ -67,6 +67,51 @@ def zip_of(folder: Path) -> bytes:
     return buf.getvalue()
 
 
+# ----------------------------------------------------------------------------- structure
+
+
+def test_app_declares_every_page_file_in_menu_order():
+    from ui import nav
+
+    assert [p.path for p in nav.PAGES] == sorted(
+        str(f.relative_to(ROOT)) for f in (ROOT / "pages").glob("*.py"))
+    assert [p.title for p in nav.PAGES] == ["Home", "Data", "Augmentation", "Embedding space",
+                                           "Explore", "Train", "Compare", "Predict"]
+    # the URLs of Streamlit's pages/ convention, kept: links and bookmarks still work
+    assert [p.url_path for p in nav.PAGES] == ["", "Data", "Augmentation", "Embedding_space",
+                                              "Explore", "Train", "Compare", "Predict"]
+    assert all(p.icon.startswith(":material/") for p in nav.PAGES)  # no emoji font needed
+
+
+def _calls(path: Path, name: str) -> int:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    return sum(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+               and n.func.attr == name for n in ast.walk(tree))
+
+
+def test_app_py_alone_sets_the_page_config_and_draws_the_sidebar():
+    import ast
+
+    files = [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")]
+    assert {f.name: _calls(f, "set_page_config") for f in files if _calls(f, "set_page_config")} \
+        == {"app.py": 1}
+    assert _calls(ROOT / "app.py", "navigation") == 1 and _calls(ROOT / "app.py", "drawn") == 1
+    for f in (ROOT / "pages").glob("*.py"):
+        assert _calls(f, "render") == 0 and _calls(f, "choices") == 1, f.name
+    for f in files:  # Streamlit's public API only
+        for node in ast.walk(ast.parse(f.read_text())):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [m for m in mods if m.startswith("streamlit.")], (f.name, mods)
+
+
+def test_page_files_stay_thin():
+    for f in (ROOT / "pages").glob("*.py"):
+        assert len(f.read_text().splitlines()) <= 200, f.name
+
+
 # ----------------------------------------------------------------------------- Home + sidebar
 
 

@@ -95,11 +95,12 @@ def _on_chart_select(mask: np.ndarray) -> None:
 
 
 def chart(v: View, coords: np.ndarray, image: int, nb) -> None:
-    """The layout, the current image and its neighbours ringed."""
+    """The layout, the current image and its neighbours ringed. A drag pans and a click
+    picks an image; the lasso and box are in the toolbar."""
     names = [Path(v.ds.path(int(i))).name for i in v.idx]
     st.plotly_chart(
         embedding_figure(coords, v.emb.labels[v.idx], v.classes, v.idx, names=names,
-                         highlight=[image, *nb["index"].tolist()]),
+                         highlight=[image, *nb["index"].tolist()], dragmode="pan"),
         key=CHART, on_select=partial(_on_chart_select, v.mask),
         selection_mode=("points", "box", "lasso"))
 
