@@ -239,3 +239,41 @@ def test_listing_backbones_and_their_availability_imports_no_torch():
             "[s.available() for s in list_backbones()]; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_mobilenet_v2_preprocessing_is_its_weights_own_on_a_real_photo(tmp_path):
+    """tlviz's tensor for a real photo equals torchvision's IMAGENET1K_V1 transforms (resize
+    256, crop 224) within one grey level, and the features agree (cosine >= 0.999)."""
+    from sklearn.datasets import load_sample_image
+    from torchvision.models import MobileNet_V2_Weights
+
+    from tlviz.data import scan_folder
+
+    folder = tmp_path / "photos" / "china"
+    folder.mkdir(parents=True)
+    Image.fromarray(load_sample_image("china.jpg")).save(folder / "china.jpg", quality=95)
+    ds = scan_folder(tmp_path / "photos")
+    spec = get_backbone_spec("mobilenet_v2")
+    ours = spec.preprocess(ds.load(0, size=spec.preprocess.load_size))  # as embedding loads it
+    theirs = MobileNet_V2_Weights.IMAGENET1K_V1.transforms()(Image.open(ds.path(0))).numpy()
+    assert ours.shape == theirs.shape == (3, 224, 224)
+    assert np.abs(ours - theirs).max() <= 0.02 + 1e-6
+    if not spec.available()[0]:
+        pytest.skip("MobileNetV2 weights not installed")
+    net = create_backbone("mobilenet_v2")
+    with torch.no_grad():
+        a, b = net(torch.from_numpy(ours)[None])[0], net(torch.from_numpy(theirs)[None])[0]
+    assert float(torch.nn.functional.cosine_similarity(a, b, dim=0)) >= 0.999
+
+
+def test_thumbnails_keep_their_whole_frame():
+    """An image smaller than the crop is not border-cropped (its object fills the frame)."""
+    from tlviz.preprocess import Preprocess
+
+    p = Preprocess(224, 256)
+    small = Image.new("RGB", (32, 32), (0, 0, 0))
+    small.putpixel((0, 0), (255, 255, 255))  # a corner pixel survives without a border crop
+    assert p.pixels(small)[0, 0].max() > 0
+    big = Image.new("RGB", (512, 512), (0, 0, 0))
+    big.paste((255, 255, 255), (0, 0, 16, 16))  # a 16-px corner block is cut by the crop
+    assert p.pixels(big)[0, 0].max() == 0

@@ -35,8 +35,10 @@ def _torchvision_reference(prep, im):
     import torch
     from torchvision.transforms import v2 as T
 
-    t = T.Compose([T.Resize(prep.resize or prep.size, interpolation=T.InterpolationMode.BILINEAR,
-                            antialias=True), T.CenterCrop(prep.size), T.PILToTensor(),
+    whole = min(im.size) < prep.size  # a thumbnail keeps its whole frame (no border crop)
+    t = T.Compose([T.Resize(prep.size if whole else prep.resize or prep.size,
+                            interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+                   T.CenterCrop(prep.size), T.PILToTensor(),
                    T.ToDtype(torch.float32, scale=True), T.Normalize(prep.mean, prep.std)])
     return t(im.convert("L" if prep.grayscale else "RGB")).numpy()
 
@@ -52,10 +54,11 @@ def test_batch_preprocessing_matches_spec_preprocess(tmp_path):
         spec = get_backbone_spec(name)
         idx = np.arange(len(ds))
         batch, failed = _decode(ds, spec.preprocess, idx)
-        one = np.stack([spec.preprocess(ds.load(int(i), size=spec.input_size)) for i in idx])
+        size = spec.preprocess.load_size
+        one = np.stack([spec.preprocess(ds.load(int(i), size=size)) for i in idx])
         assert not failed and batch.shape == one.shape and batch.dtype == np.float32
         np.testing.assert_array_equal(batch, one)  # one implementation: batch == single image
-        ref = np.stack([_torchvision_reference(spec.preprocess, ds.load(int(i), size=spec.input_size))
+        ref = np.stack([_torchvision_reference(spec.preprocess, ds.load(int(i), size=size))
                         for i in idx])
         one_level = 1.0 / 255.0 / min(spec.std)
         err = np.abs(batch - ref)

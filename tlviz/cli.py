@@ -141,9 +141,16 @@ def cmd_train(args) -> int:
     _warn_dataset(ds)
     res = train(cfg, dataset=ds, progress=_progress_bar("train"))
     obj = res.to_json()
-    lines = [f"run {res.run_id}: {cfg.mode} {cfg.backbone} + {cfg.head} on {ds.name}",
-             f"  train accuracy {_pct(res.train_accuracy)}   val accuracy {_pct(res.val_accuracy)}"
-             f"   test accuracy {_pct(res.test_accuracy)}   {res.seconds:.1f} s"]
+    lines = [f"run {res.run_id}: {cfg.mode} {cfg.backbone} + {cfg.head} on {ds.name}"]
+    for split in ("train", "val", "test"):
+        if obj.get(f"{split}_accuracy") is not None:
+            lo, hi = obj[f"{split}_interval"]
+            lines.append(f"  {split:<5} accuracy {obj[f'{split}_accuracy']:.3f}  95% CI "
+                         f"[{lo:.3f}, {hi:.3f}]  n={obj[f'n_{split}']}")
+    if obj.get("chosen"):
+        lines.append("  chosen on the train split: "
+                     + ", ".join(f"{k}={v}" for k, v in obj["chosen"].items()))
+    lines.append(f"  {res.seconds:.1f} s")
     _emit(args, obj, "\n".join(lines))
     return 0
 
@@ -308,6 +315,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    """Every dataset x backbone x head with default hyper-parameters: accuracy with intervals."""
+    from tlviz.evaluate import evaluate, format_table
+
+    rows = evaluate(args.dataset or ["digits"], args.backbone or ["mobilenet_v2"],
+                    args.head or ["knn", "logistic"], seed=args.seed,
+                    progress=_progress_bar("eval") if sys.stderr.isatty() else None)
+    _emit(args, [r.to_dict() for r in rows], format_table(rows))
+    return 0
+
+
 def _extend_parser(sub, common) -> None:
     s = common(sub.add_parser("ladder", help="the seeds' ladder: pixels, scratch CNN, +aug, "
                               "feature extraction, fine-tune; mean ± std over seeds"))
@@ -320,6 +338,13 @@ def _extend_parser(sub, common) -> None:
     s.add_argument("--head", default="logistic")
     s.add_argument("--sizes", default="5,10,20,40,all")
     s.add_argument("--seeds", default="0,1,2")
+    s = common(sub.add_parser("eval", help="accuracy with 95%% intervals of the default heads, "
+                              "per dataset and backbone (how defaults are judged)"),
+               dataset=False, backbone=False)
+    s.add_argument("--dataset", action="append", help="repeatable: names, folders or zips")
+    s.add_argument("--backbone", action="append", help="repeatable")
+    s.add_argument("--head", action="append", choices=["knn", "logistic", "mlp"], help="repeatable")
+    s.add_argument("--seed", type=int, default=0)
     s = common(sub.add_parser("export", help="write a run's model as ONNX or safetensors"),
                dataset=False, backbone=False)
     s.add_argument("run_id", type=int)
@@ -330,7 +355,7 @@ def _extend_parser(sub, common) -> None:
 
 COMMANDS = {"datasets": cmd_datasets, "backbones": cmd_backbones, "embed": cmd_embed,
             "project": cmd_project, "train": cmd_train, "runs": cmd_runs, "ladder": cmd_ladder,
-            "curve": cmd_curve, "export": cmd_export}
+            "curve": cmd_curve, "eval": cmd_eval, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -164,7 +164,7 @@ def _decode(dataset: ImageDataset, prep: Preprocess, idx: np.ndarray):
     failed, bad = [], []
     for j, i in enumerate(idx):
         try:
-            raw[j] = prep.pixels(dataset.load(int(i), size=prep.resize or s)).reshape(s, s, c)
+            raw[j] = prep.pixels(dataset.load(int(i), size=prep.load_size)).reshape(s, s, c)
         except Exception as e:  # noqa: BLE001 - one bad image must not stop the rest
             failed.append((int(i), str(e) or type(e).__name__))
             bad.append(j)

@@ -270,7 +270,7 @@ def satellites(dataset: ImageDataset, emb: Embeddings, indices: Sequence[int],
     g = torch.Generator().manual_seed(seed)
     originals, copies = [], {}
     for i in indices:
-        im = dataset.load(i, size=spec.input_size)
+        im = dataset.load(i, size=spec.preprocess.load_size)
         originals.append(im)
         copies[i] = [aug(im, g) for _ in range(n_copies)]
     F_orig = _features_of(originals, emb.backbone, spec)

@@ -83,14 +83,14 @@ class _MLPModule(nn.Module):
 class _KNNModule(nn.Module):
     def __init__(self, head, n_classes: int):
         super().__init__()
-        self.cosine = head.metric == "cosine"
+        self.cosine = bool(np.ravel(head.cosine_)[0])
         X = torch.as_tensor(np.asarray(head.X_, np.float32))
         if self.cosine:
             X = X / (torch.linalg.vector_norm(X, dim=1, keepdim=True) + 1e-12)
         self.register_buffer("X", X)
         codes = np.searchsorted(head.classes_, head.y_)
         self.register_buffer("onehot", torch.eye(len(head.classes_))[torch.as_tensor(codes)])
-        self.k = max(1, min(int(head.n_neighbors), len(X)))
+        self.k = max(1, min(int(np.ravel(head.k_)[0]), len(X)))
         self.register_buffer("m", _class_map(head.classes_, n_classes))
 
     def forward(self, x):

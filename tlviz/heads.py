@@ -53,30 +53,75 @@ def _predict_x(est, X):
     return validate_data(est, X, dtype=np.float32, reset=False)
 
 
-class KNNHead(_StateMixin, ClassifierMixin, BaseEstimator):
-    """k-nearest neighbours (cosine or euclidean) — Teachable Machine's and LearningML's head."""
+K_GRID = (1, 3, 5, 7, 9, 15)
 
-    _state_keys = ("X_", "y_", "classes_")
+
+class KNNHead(_StateMixin, ClassifierMixin, BaseEstimator):
+    """k-nearest neighbours (cosine or euclidean) — Teachable Machine's and LearningML's head.
+
+    ``n_neighbors="auto"`` / ``metric="auto"`` (defaults) choose k from :data:`K_GRID` and
+    the metric by leave-one-out accuracy on the training data (one neighbour search per
+    metric); the choice is ``chosen_``. Never val or test.
+    """
+
+    _state_keys = ("X_", "y_", "classes_", "k_", "cosine_")
     _dim_key = "X_"
 
-    def __init__(self, n_neighbors: int = 5, metric: str = "cosine"):
+    def __init__(self, n_neighbors: int | str = "auto", metric: str = "auto"):
         self.n_neighbors = n_neighbors
         self.metric = metric
 
+    def _choose(self, X: np.ndarray, y: np.ndarray) -> tuple[int, str]:
+        from tlviz.neighbours import knn, vote
+
+        metrics = ("cosine", "euclidean") if self.metric == "auto" else (self.metric,)
+        ks = [k for k in K_GRID if k < len(X)] if self.n_neighbors == "auto" else [int(self.n_neighbors)]
+        ks = ks or [1]
+        codes = np.searchsorted(self.classes_, y)
+        scores = {}
+        for m in metrics:
+            _, idx = knn(X, min(max(ks), len(X) - 1), metric=m)
+            for k in ks:
+                votes = vote(codes[idx[:, :k]], len(self.classes_))
+                scores[(k, m)] = float((votes.argmax(1) == codes).mean())
+        self.loo_scores_ = {f"{m} k={k}": s for (k, m), s in scores.items()}
+        # best leave-one-out accuracy; ties to cosine, then to the larger (smoother) k
+        return max(scores, key=lambda km: (round(scores[km], 9), km[1] == "cosine", km[0]))
+
     def fit(self, X, y):
         X, y = _fit_xy(self, X, y)
+        if self.metric not in ("auto", "cosine", "euclidean"):
+            raise BadInput(f"metric must be auto, cosine or euclidean, not {self.metric!r}")
+        if isinstance(self.n_neighbors, str) and self.n_neighbors != "auto":
+            raise BadInput(f"n_neighbors must be a positive integer or 'auto', not {self.n_neighbors!r}")
         self.classes_ = np.unique(y)
         self.X_, self.y_ = X, y
+        auto = self.metric == "auto" or self.n_neighbors == "auto"
+        if auto and len(X) > 2:
+            k, metric = self._choose(X, y)
+        else:
+            k = 5 if self.n_neighbors == "auto" else int(self.n_neighbors)
+            metric = "cosine" if self.metric == "auto" else self.metric
+            self.loo_scores_ = {}
+        self.k_, self.cosine_ = np.asarray([k]), np.asarray([metric == "cosine"])  # 1-d: safetensors
+        self.chosen_ = {"n_neighbors": k, "metric": metric}
         self.history_ = []
         return self
+
+    def set_state(self, state: dict[str, np.ndarray]):
+        if "k_" not in state:  # saved before k and the metric could be chosen: its parameters
+            k = 5 if self.n_neighbors == "auto" else int(self.n_neighbors)
+            state = {**state, "k_": np.asarray([k]), "cosine_": np.asarray([self.metric != "euclidean"])}
+        return super().set_state(state)
 
     def predict_proba(self, X):
         """The share of the ``k`` nearest training rows in each class ("4 of 5 neighbours")."""
         from tlviz.neighbours import knn
 
         X = _predict_x(self, X)
-        k = max(1, min(self.n_neighbors, len(self.X_)))
-        _, idx = knn(X, k, ref=self.X_, metric=self.metric)
+        k = max(1, min(int(np.ravel(self.k_)[0]), len(self.X_)))
+        cosine = bool(np.ravel(self.cosine_)[0])
+        _, idx = knn(X, k, ref=self.X_, metric="cosine" if cosine else "euclidean")
         codes = np.searchsorted(self.classes_, self.y_[idx])
         proba = np.zeros((len(X), len(self.classes_)))
         for c in range(len(self.classes_)):
@@ -88,19 +133,99 @@ class KNNHead(_StateMixin, ClassifierMixin, BaseEstimator):
         return self.classes_[proba.argmax(1)]
 
 
+C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
+CV_DIMS = 128  # C is chosen on the features' first principal components (speed; see fit)
+
+
+def fit_softmax(X: np.ndarray, y: np.ndarray, C: float, n_classes: int,
+                start: np.ndarray | None = None, tol: float = 1e-3, max_iter: int = 150) -> np.ndarray:
+    """Multinomial logistic regression as scikit-learn defines it (minimise
+    ``0.5 ||W||^2 + C * sum cross-entropy``, intercept unpenalised) by L-BFGS, from ``start``
+    (warm starts along a C path). Returns the flat (W, b) vector. Used for choosing C; the
+    head itself is fitted by scikit-learn (this solver is tested against it)."""
+    from scipy.optimize import minimize
+
+    n, d = X.shape
+    Y = np.zeros((n, n_classes))
+    Y[np.arange(n), y] = 1.0
+
+    def loss_grad(theta):
+        W, b = theta[:d * n_classes].reshape(d, n_classes), theta[d * n_classes:]
+        Z = X @ W + b
+        Z -= Z.max(1, keepdims=True)  # softmax and log-sum-exp, stably
+        E = np.exp(Z)
+        s = E.sum(1)
+        G = E / s[:, None]
+        G -= Y
+        G *= C
+        loss = C * float(np.log(s).sum() - (Z * Y).sum()) + 0.5 * float((W * W).sum())
+        return loss, np.concatenate([(X.T @ G + W).ravel(), G.sum(0)])
+
+    theta = np.zeros(d * n_classes + n_classes) if start is None else start
+    res = minimize(loss_grad, theta, jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "gtol": tol})
+    return res.x
+
+
+def cv_folds(y: np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, seeded k-fold (train, held-out) index pairs within the training rows;
+    ``k`` is lowered to the smallest class's size (at least 2 folds, else none)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.unique(y, return_counts=True)[1]
+    k = int(min(k, counts.min())) if len(counts) > 1 else 0
+    if k < 2:
+        return []
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
 class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
     """Multinomial logistic regression (L2 penalty ``C``) on normalised features.
 
     ``normalize="l2"`` (default) scales each feature vector to unit length — the cosine
     geometry pretrained embeddings are made for; "standard" standardises each column.
+    ``C="auto"`` (default) chooses C from :data:`C_GRID` by stratified ``cv``-fold
+    cross-validation inside the training data (accuracy, then log-loss); the choice is
+    ``chosen_["C"]`` and the scores ``cv_scores_``. Never val or test.
     """
 
     _state_keys = ("mean_", "scale_", "coef_", "intercept_", "classes_")
 
-    def __init__(self, C: float = 1.0, normalize: str = "l2", max_iter: int = 2000):
+    def __init__(self, C: float | str = "auto", normalize: str = "l2", max_iter: int = 2000,
+                 cv: int = 3):
         self.C = C
         self.normalize = normalize
         self.max_iter = max_iter
+        self.cv = cv
+
+    def _choose_C(self, Xn: np.ndarray, y: np.ndarray) -> float:
+        """The C of :data:`C_GRID` with the best cross-validated accuracy inside the training
+        data (ties to the smaller, more regularised C). For speed the folds are fitted on the
+        first :data:`CV_DIMS` principal components (over 80% of the variance of these
+        features; the choice matches the full features' on the shared datasets, see
+        bench/RESULTS.md), each fold's C path warm-started, BLAS on one thread."""
+        folds = cv_folds(y, self.cv)
+        if not folds:
+            self.cv_scores_ = {}
+            return 1.0
+        codes = np.searchsorted(np.unique(y), y)
+        n_cls = int(codes.max()) + 1
+        acc = np.zeros((len(folds), len(C_GRID)))
+        Z = Xn.astype(np.float64)
+        if Z.shape[1] > CV_DIMS and len(Z) > CV_DIMS:
+            from sklearn.decomposition import PCA
+
+            Z = PCA(CV_DIMS, svd_solver="randomized", random_state=0).fit_transform(Z)
+        d = Z.shape[1]
+        for f, (tr, te) in enumerate(folds):
+            theta = None
+            for j, c in enumerate(C_GRID):
+                theta = fit_softmax(Z[tr], codes[tr], c, n_cls, theta)
+                W, b = theta[:d * n_cls].reshape(d, n_cls), theta[d * n_cls:]
+                acc[f, j] = ((Z[te] @ W + b).argmax(1) == codes[te]).mean()
+        mean = acc.mean(0)
+        self.cv_scores_ = {float(c): float(a) for c, a in zip(C_GRID, mean)}
+        return float(C_GRID[int(np.flatnonzero(mean >= mean.max() - 1e-9)[0])])
 
     def _norm(self, X):
         if self.normalize == "l2":
@@ -108,6 +233,15 @@ class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
         return (X - self.mean_) / self.scale_
 
     def fit(self, X, y):
+        """Fit (choosing C first when ``C="auto"``), with BLAS on one thread: these are many
+        small products, and two OpenBLAS threads on a busy 2-core machine were measured 20x
+        slower than one (6.5 s vs 0.3 s for digits), the normal state of a shared server."""
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
         from sklearn.linear_model import LogisticRegression
 
         if self.normalize not in ("l2", "standard", "none"):
@@ -117,8 +251,17 @@ class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
         self.scale_ = np.ones(X.shape[1], np.float32)
         if self.normalize == "standard":
             self.mean_, self.scale_ = X.mean(0), X.std(0) + 1e-6
-        lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
-        lr.fit(self._norm(X), y)
+        Xn = self._norm(X)
+        if isinstance(self.C, str):
+            if self.C != "auto":
+                raise BadInput(f"C must be a positive number or 'auto', not {self.C!r}")
+            C = self._choose_C(Xn, y)
+        else:
+            C = float(self.C)
+            self.cv_scores_ = {}
+        self.chosen_ = {"C": C}
+        lr = LogisticRegression(C=C, max_iter=self.max_iter)
+        lr.fit(Xn, y)
         self.coef_, self.intercept_, self.classes_ = lr.coef_, lr.intercept_, lr.classes_
         self.n_iter_ = lr.n_iter_
         self.history_ = []

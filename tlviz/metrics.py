@@ -82,3 +82,27 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     from sklearn.metrics import confusion_matrix as sk_confusion
 
     return sk_confusion(y_true, y_pred, labels=list(range(n_classes)))
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval of an accuracy of ``correct`` out of ``n`` (nan, nan for n = 0).
+
+    >>> lo, hi = wilson_interval(146, 153)  # 95.4% on 153 validation images
+    >>> round(lo, 3), round(hi, 3)
+    (0.909, 0.978)
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def format_accuracy(acc: float | None, n: int) -> str:
+    """``95.4% (90.9–97.8%, n=153)``: an accuracy with its 95% interval and sample size."""
+    if acc is None or acc != acc or n <= 0:
+        return "—"
+    lo, hi = wilson_interval(round(acc * n), n)
+    return f"{acc:.1%} ({lo:.1%}–{hi:.1%}, n={n})"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tlviz.errors import BadInput, Cancelled, UnknownName
@@ -65,6 +65,7 @@ class ModeOutput:
     weights: dict[str, np.ndarray] | None
     timings: dict
     model: object = None
+    chosen: dict = field(default_factory=dict)  # hyper-parameters chosen inside the train split
 
 
 def _resolve(ref: str | Callable) -> Callable:

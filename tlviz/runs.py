@@ -27,6 +27,7 @@ import numpy as np
 
 from tlviz import config
 from tlviz.errors import BadInput, UnknownName
+from tlviz.metrics import wilson_interval
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,7 +54,11 @@ CREATE TABLE IF NOT EXISTS runs (
     seconds REAL,
     error TEXT,
     pid INTEGER,
-    host TEXT
+    host TEXT,
+    n_train INTEGER,
+    n_val INTEGER,
+    n_test INTEGER,
+    chosen TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -68,6 +73,9 @@ CREATE TABLE IF NOT EXISTS weights (
 );
 """
 
+# columns added after the first release: an older ledger gains them when opened
+ADDED_COLUMNS = (("n_train", "INTEGER"), ("n_val", "INTEGER"), ("n_test", "INTEGER"),
+                 ("chosen", "TEXT"))
 CONFIG_COLUMNS = ("name", "dataset", "dataset_fingerprint", "backbone", "head", "mode", "augment",
                   "seed", "epochs")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -137,6 +145,10 @@ class Ledger:
                     if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                         db.execute("PRAGMA journal_mode=WAL")
                     db.executescript(SCHEMA)
+                    have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+                    for col, kind in ADDED_COLUMNS:  # a ledger from an older tlviz
+                        if col not in have:
+                            db.execute(f"ALTER TABLE runs ADD COLUMN {col} {kind}")
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or k == attempts - 1:
@@ -208,8 +220,11 @@ class Ledger:
     def finish_run(self, run_id: int, *, status: str = "completed", train_accuracy=None,
                    val_accuracy=None, test_accuracy=None, confusion=None, classes=None,
                    timings: dict | None = None, seconds: float | None = None,
-                   weights: dict[str, np.ndarray] | None = None, error: str | None = None) -> None:
-        """Close a run with its results, all in one transaction."""
+                   weights: dict[str, np.ndarray] | None = None, error: str | None = None,
+                   counts: dict[str, int] | None = None, chosen: dict | None = None) -> None:
+        """Close a run with its results, all in one transaction. ``counts``: images per split
+        behind each accuracy (for its interval); ``chosen``: hyper-parameters chosen inside
+        the training split."""
         blob = None
         if weights is not None:
             from safetensors.numpy import save
@@ -218,11 +233,14 @@ class Ledger:
         with self._tx(durable=True) as db:  # a finished run must survive a dying battery too
             db.execute(
                 "UPDATE runs SET status=?, finished=?, train_accuracy=?, val_accuracy=?, "
-                "test_accuracy=?, confusion=?, classes=?, timings=?, seconds=?, error=? WHERE id=?",
+                "test_accuracy=?, confusion=?, classes=?, timings=?, seconds=?, error=?, "
+                "n_train=?, n_val=?, n_test=?, chosen=? WHERE id=?",
                 (status, time.time(), _f(train_accuracy), _f(val_accuracy), _f(test_accuracy),
                  None if confusion is None else json.dumps(np.asarray(confusion).tolist()),
                  None if classes is None else json.dumps(list(classes)),
-                 None if timings is None else json.dumps(timings), _f(seconds), error, run_id))
+                 None if timings is None else json.dumps(timings), _f(seconds), error,
+                 *((counts or {}).get(s) for s in ("train", "val", "test")),
+                 None if chosen is None else json.dumps(chosen, default=str), run_id))
             if blob is not None:
                 db.execute("INSERT OR REPLACE INTO weights VALUES (?, 'safetensors', ?)",
                            (run_id, blob))
@@ -256,13 +274,18 @@ class Ledger:
         import pandas as pd
 
         q = ("SELECT id, created, status, name, dataset, backbone, head, mode, augment, seed, epochs, "
-             "train_accuracy, val_accuracy, test_accuracy, seconds FROM runs")
+             "train_accuracy, val_accuracy, test_accuracy, n_val, n_test, seconds FROM runs")
         args: tuple = ()
         if status:
             q, args = q + " WHERE status=?", (status,)
         with self._connect() as db:
             df = pd.read_sql_query(q + " ORDER BY id DESC", db, params=args)
         df["created"] = pd.to_datetime(df["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
+        for split in ("val", "test"):  # 95% Wilson interval of each accuracy
+            ci = [wilson_interval(round(a * n), int(n)) if a == a and n == n and n else
+                  (float("nan"), float("nan")) for a, n in zip(df[f"{split}_accuracy"], df[f"n_{split}"])]
+            df[f"{split}_low"] = [c[0] for c in ci]
+            df[f"{split}_high"] = [c[1] for c in ci]
         return df
 
     def get_run(self, run_id: int) -> dict:
@@ -271,7 +294,7 @@ class Ledger:
         if row is None:
             raise UnknownName(f"no run {run_id}")
         d = dict(row)
-        for k in ("config", "confusion", "classes", "timings"):
+        for k in ("config", "confusion", "classes", "timings", "chosen"):
             d[k] = json.loads(d[k]) if d[k] else None
         d["history"] = self.history(run_id)
         return d

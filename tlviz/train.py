@@ -21,7 +21,7 @@ from tlviz.data import ImageDataset, load_dataset
 from tlviz.embed import embed, embed_images
 from tlviz.errors import BadInput, Cancelled
 from tlviz.heads import create_head, head_from_state
-from tlviz.metrics import accuracy, confusion_matrix
+from tlviz.metrics import accuracy, confusion_matrix, wilson_interval
 from tlviz.modes import (
     MODES,
     Context,
@@ -69,11 +69,23 @@ class RunResult:
     timings: dict = field(default_factory=dict)
     status: str = "completed"
     model: object = None
+    chosen: dict = field(default_factory=dict)  # hyper-parameters chosen inside the train split
+
+    def counts(self) -> dict[str, int]:
+        """Images behind each split's accuracy."""
+        return {s: len(p[0]) for s, p in self.predictions.items()}
 
     def to_json(self) -> dict:
-        return {"run_id": self.run_id, "val_accuracy": self.val_accuracy,
-                "test_accuracy": self.test_accuracy, "train_accuracy": self.train_accuracy,
-                "seconds": round(self.seconds, 3), "status": self.status}
+        out = {"run_id": self.run_id, "seconds": round(self.seconds, 3), "status": self.status,
+               "chosen": self.chosen}
+        n = self.counts()
+        for split in ("train", "val", "test"):
+            acc = getattr(self, f"{split}_accuracy")
+            out[f"{split}_accuracy"] = acc
+            out[f"n_{split}"] = n.get(split, 0)
+            out[f"{split}_interval"] = (None if acc is None else
+                                        wilson_interval(round(acc * n[split]), n[split]))
+        return out
 
 
 def feature_extraction(ctx: Context) -> ModeOutput:
@@ -111,7 +123,8 @@ def feature_extraction(ctx: Context) -> ModeOutput:
         preds[split] = (idx, head.predict(np.asarray(emb.features[idx])) if len(idx) else idx)
     state = {f"head.{k}": v for k, v in head.get_state().items()}
     model = FeaturePredictor(cfg.backbone, cfg.head, params, head, list(ds.classes))
-    return ModeOutput(preds, history, state, {"embed": t_embed, "fit": t_fit}, model)
+    return ModeOutput(preds, history, state, {"embed": t_embed, "fit": t_fit}, model,
+                      chosen=dict(getattr(head, "chosen_", {})))
 
 
 def _augmented_features(ctx: Context, emb, Xtr, ytr):
@@ -181,11 +194,12 @@ def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
     result = RunResult(run_id, acc.get("val"), acc.get("test"), acc.get("train"), seconds,
                        out.history, list(ds.classes), conf, conf_split,
                        {s: (idx, ds.labels[idx], p) for s, (idx, p) in out.predictions.items()},
-                       out.timings, model=out.model)
+                       out.timings, model=out.model, chosen=out.chosen)
     if led:
         led.finish_run(run_id, train_accuracy=result.train_accuracy, val_accuracy=result.val_accuracy,
                        test_accuracy=result.test_accuracy, confusion=conf, classes=ds.classes,
-                       timings=out.timings, seconds=seconds, weights=out.weights)
+                       timings=out.timings, seconds=seconds, weights=out.weights,
+                       counts=result.counts(), chosen=out.chosen)
     return result
 
 
