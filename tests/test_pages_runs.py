@@ -161,6 +161,34 @@ def test_stop_cancels_a_running_training_job():
     assert Ledger().list_runs().loc[0, "status"] == "cancelled"
 
 
+def test_finished_ladder_links_to_compare_with_its_runs():
+    """The ladder's "Compare these runs" switches to the Compare page (st.switch_page with
+    a page declared in app.py's navigation) with exactly its runs."""
+    import pandas as pd
+
+    from tlviz.ladder import LadderResult
+    from tlviz.train import TrainConfig, train
+    from ui.jobs import Job
+
+    ids = [train(TrainConfig(dataset="digits", backbone="pixels", head=h)).run_id
+           for h in ("knn", "logistic", "knn")]
+    table = pd.DataFrame({"step": [1, 2], "mode": ["feature-extraction"] * 2,
+                          "augment": [False, False], "val_mean": [0.9, 0.95],
+                          "val_std": [0.01, 0.0], "test_mean": [0.9, 0.94],
+                          "seconds_mean": [0.1, 0.2], "run_ids": [[ids[0]], [ids[1]]]})
+    job = Job("ladder", result=LadderResult(table, pd.DataFrame({"run_id": ids[:2]})))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"dataset": "digits", "backbone": "pixels"})
+    at.session_state["job.ladder"] = job  # what ui.jobs keeps once the ladder has run
+    at.run()
+    at.switch_page(TRAIN).run()
+    assert not at.exception, at.exception
+    at.button(key="train.ladder_compare").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Compare runs"
+    assert sorted(at.multiselect(key="w.runs").value) == sorted(str(i) for i in ids[:2])
+
+
 def test_compare_empty_ledger_says_what_to_do():
     at = open_page(COMPARE)
     assert "No runs yet" in at.info[0].value
