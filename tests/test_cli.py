@@ -188,3 +188,12 @@ def test_help_imports_nothing_heavy_and_names_the_ladder_steps():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_label_issues_command(capsys, tiny_folder):
+    code, out, err = run(capsys, "label-issues", "--dataset", tiny_folder, "--backbone",
+                         "tiny_random", "--json")
+    assert code == 0, err
+    obj = last_json(out)
+    assert obj["total"] == 24 and obj["flagged"] == len(obj["ranked"]) <= obj["total"]
+    assert all({"index", "path", "label", "given_prob", "suggested"} <= set(r) for r in obj["ranked"])

@@ -326,6 +326,29 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_label_issues(args) -> int:
+    """Likely mislabelled images (confident learning on out-of-fold probabilities)."""
+    from tlviz.data import load_dataset
+    from tlviz.embed import embed
+    from tlviz.explore import label_issues
+
+    ds = load_dataset(args.dataset, seed=args.seed, download=args.download)
+    _warn_dataset(ds)
+    emb = embed(ds, args.backbone, progress=_progress_bar("embed"))
+    df = label_issues(emb.features, emb.labels, mask=emb.valid)
+    ranked = [{"index": int(r.index), "path": ds.path(int(r.index)), "label": ds.classes[r.label],
+               "given_prob": round(float(r.given_prob), 4), "suggested": ds.classes[r.suggested],
+               "suggested_prob": round(float(r.suggested_prob), 4)} for r in df.itertuples()]
+    total = int(emb.valid.sum())
+    lines = [f"{len(ranked)} of {total} images flagged as possible label errors "
+             f"({len(ranked) / max(total, 1):.1%}), most suspicious first:"]
+    lines += [f"  #{r['index']:<6} labelled {r['label']!r} (p={r['given_prob']:.2f}), looks like "
+              f"{r['suggested']!r} (p={r['suggested_prob']:.2f})  {r['path']}" for r in ranked[:20]]
+    _emit(args, {"dataset": ds.name, "backbone": args.backbone, "flagged": len(ranked),
+                 "total": total, "ranked": ranked}, "\n".join(lines))
+    return 0
+
+
 def _extend_parser(sub, common) -> None:
     s = common(sub.add_parser("ladder", help="the seeds' ladder: pixels, scratch CNN, +aug, "
                               "feature extraction, fine-tune; mean ± std over seeds"))
@@ -345,6 +368,7 @@ def _extend_parser(sub, common) -> None:
     s.add_argument("--backbone", action="append", help="repeatable")
     s.add_argument("--head", action="append", choices=["knn", "logistic", "mlp"], help="repeatable")
     s.add_argument("--seed", type=int, default=0)
+    common(sub.add_parser("label-issues", help="likely mislabelled images (confident learning)"))
     s = common(sub.add_parser("export", help="write a run's model as ONNX or safetensors"),
                dataset=False, backbone=False)
     s.add_argument("run_id", type=int)
@@ -355,7 +379,8 @@ def _extend_parser(sub, common) -> None:
 
 COMMANDS = {"datasets": cmd_datasets, "backbones": cmd_backbones, "embed": cmd_embed,
             "project": cmd_project, "train": cmd_train, "runs": cmd_runs, "ladder": cmd_ladder,
-            "curve": cmd_curve, "eval": cmd_eval, "export": cmd_export}
+            "curve": cmd_curve, "eval": cmd_eval, "label-issues": cmd_label_issues,
+            "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

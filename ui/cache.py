@@ -232,14 +232,13 @@ def projector(ref: str, backbone: str, method: str = "umap", seed: int = 0,
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def label_issues(ref: str, backbone: str, seed: int = 0, split: str | None = None, k: int = 10,
-                 metric: str = "cosine"):
-    """``tlviz.explore.label_issues`` over the valid images of ``split``."""
+def label_issues(ref: str, backbone: str, seed: int = 0, split: str | None = None):
+    """``tlviz.explore.label_issues`` (confident learning) over the valid images of ``split``."""
     from tlviz.explore import label_issues as _issues
 
     emb = embeddings(ref, backbone, seed)
     mask = emb.valid if split is None else emb.valid & (emb.splits == split)
-    return _issues(emb.features, emb.labels, k=k, metric=metric, mask=mask)
+    return _issues(emb.features, emb.labels, mask=mask)
 
 
 @st.cache_data(show_spinner=False, max_entries=24)

@@ -352,19 +352,19 @@ def _inspect_issue() -> None:
 def label_issues(v: View, image: int) -> None:
     _rerun_if_image_moved(image)
     ds, classes = v.ds, v.classes
-    i1, i2 = st.columns([1, 1])
-    kk = i1.slider("Neighbours to ask", 5, 20, 10, key="explore.issue_k")
-    top = i2.slider("Show", 8, 64, 24, step=8, key="explore.issue_top")
-    issues = cache.label_issues(v.ref, v.backbone, v.seed, v.split, kk, v.metric)
-    st.markdown(f"**{len(issues)}** of {len(v.idx)} images have most of their {kk} nearest "
-                "neighbours in another class: possible mislabels, ambiguous or odd images. "
-                "Worst first.")
+    top = st.columns([1, 1])[0].slider("Show", 8, 64, 24, step=8, key="explore.issue_top")
+    with st.spinner("Out-of-fold probabilities (5-fold cross-validation)…"):
+        issues = cache.label_issues(v.ref, v.backbone, v.seed, v.split)
+    st.markdown(f"**{len(issues)}** of {len(v.idx)} images look mislabelled: a logistic head "
+                "that never saw them gives their label a low probability and another class a "
+                "high one (confident learning, per-class thresholds). Most suspicious first.")
     if not len(issues):
         return
     head = issues.head(top)
-    v.thumbs(head["index"], [f"#{j} labelled {classes[lab]} · {s:.0%} {classes[sug]}"
-                             for j, lab, s, sug in zip(head["index"], head["label"],
-                                                       head["other_share"], head["suggested"])])
+    v.thumbs(head["index"], [f"#{j} labelled {classes[lab]} ({p:.0%}) · {classes[sug]} ({q:.0%})"
+                             for j, lab, p, sug, q in zip(head["index"], head["label"],
+                                                          head["given_prob"], head["suggested"],
+                                                          head["suggested_prob"])])
     table = issues.assign(label=[classes[c] for c in issues["label"]],
                           suggested=[classes[c] for c in issues["suggested"]],
                           path=[ds.path(int(j)) for j in issues["index"]])
