@@ -134,3 +134,30 @@ def test_tiny_and_degenerate_inputs(n, d):
         Y = project(X, "umap", dim=dim, cache=False)
         assert Y.shape == (n, dim) and np.isfinite(Y).all()
     assert np.isfinite(project(np.zeros((12, 4), np.float32), "umap", cache=False)).all()
+
+
+def test_approximate_neighbours_recall(monkeypatch):
+    """Above the size threshold the UMAP graph uses NN-descent: recall@15 >= 0.95 against the
+    exact search, and the layout is still the same for a seed."""
+    from tlviz import fastumap
+
+    rng = np.random.default_rng(0)
+    Z = (rng.normal(size=(3000, 32)) + rng.integers(0, 6, (3000, 1)) * 3).astype(np.float32)
+    exact, _ = knn(Z, 15)
+    approx, _ = fastumap.approximate_knn(Z, 15, seed=0)
+    recall = np.mean([len(set(a) & set(e)) / 15 for a, e in zip(approx, exact)])
+    assert recall >= 0.95
+    monkeypatch.setattr(fastumap, "APPROX_ABOVE", 1000)
+    a = FastUMAP(seed=1, n_epochs=30).fit_transform(Z)
+    b = FastUMAP(seed=1, n_epochs=30).fit_transform(Z)
+    assert np.array_equal(a, b)
+
+
+def test_layout_pulls_both_ends_like_umap_learn(digits):
+    """Trustworthiness within 0.01 of umap-learn's on digits (same input, same seed)."""
+    import umap
+
+    X, _ = digits
+    ours = FastUMAP(seed=0).fit_transform(X)
+    theirs = umap.UMAP(random_state=0).fit_transform(X)
+    assert abs(trustworthiness(X, ours, n_neighbors=10) - trustworthiness(X, theirs, n_neighbors=10)) <= 0.01
