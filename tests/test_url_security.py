@@ -251,3 +251,12 @@ def test_streamlit_protections_stay_on():
     assert server.get("enableXsrfProtection", True) is True
     assert server.get("enableCORS", True) is True
     assert server.get("maxUploadSize", 200) <= 200
+
+
+def test_a_link_value_is_matched_to_its_option(env):
+    """?knn_k=3 selects the option 3 of ["auto", 1, 3, ...], and ?C=10.0 the option 10.0."""
+    at = open_page("pages/5_Train.py", {"head": "knn", "knn_k": "3"})
+    assert not at.exception, at.exception
+    assert at.select_slider(key="w.knn_k").value == 3 and not at.notices
+    at = open_page("pages/5_Train.py", {"head": "logistic", "C": "10.0"})
+    assert at.select_slider(key="w.C").value == 10.0 and not at.notices

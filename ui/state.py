@@ -139,10 +139,12 @@ def get(name: str, default: T, options: Sequence | None = None,
         value = default
     if options is not None:
         opts = list(options)
+        by_text = {str(o): o for o in opts}  # a link's "3" is the option 3 of ["auto", 1, 3]
         if isinstance(value, list):
+            value = [by_text.get(str(v), v) for v in value]
             value = [v for v in value if v in opts][:max_items] or default
         elif value not in opts:
-            value = default if default in opts or not opts else opts[0]
+            value = by_text.get(str(value), default if default in opts or not opts else opts[0])
     if bounds is not None and not (isinstance(value, int | float) and bounds[0] <= value <= bounds[1]):
         value = default
     return value

@@ -26,7 +26,8 @@ MODE_HELP = {
     "scratch-cnn": "a small CNN trained from scratch on these images only",
     "fine-tune": "backbone's last block unfrozen and trained with the head (slow on CPU)",
 }
-C_VALUES = [0.01, 0.1, 1.0, 10.0, 100.0]
+C_VALUES = ["auto", 0.01, 0.1, 1.0, 10.0, 100.0]  # auto: chosen by CV inside the train split
+K_VALUES = ["auto", 1, 3, 5, 7, 9, 15, 25]
 HIDDEN = [0, 32, 64, 128, 256, 512]
 POLL_SECONDS = 1.0  # the watcher's refresh while a job runs
 CELL, CONFUSION = "train.cell", "train.confusion"  # session keys: picked cell, matrix clicks
@@ -82,18 +83,22 @@ def mode_options(mode: str, advanced: bool) -> tuple[dict, int]:
 def head_params(head: str, advanced: bool) -> tuple[dict, int | None]:
     """Widgets for the head's hyper-parameters; returns (params, epochs)."""
     if head == "knn":
-        k = st.slider("Neighbours (k)", 1, 25, help="How many most-similar training images vote.",
-                      **state.widget("knn_k", 5, bounds=(1, 25)))
-        metric = "cosine"
+        k = st.select_slider("Neighbours (k)", K_VALUES,
+                             help="How many most-similar training images vote. auto: the k "
+                                  "with the best leave-one-out accuracy on the training images.",
+                             **state.widget("knn_k", "auto", K_VALUES))
+        metric = "auto"
         if advanced:
-            metric = st.radio("Distance", ["cosine", "euclidean"], horizontal=True,
-                              **state.widget("knn_metric", "cosine", ["cosine", "euclidean"]))
-        return {"n_neighbors": int(k), "metric": metric}, None
+            metric = st.radio("Distance", ["auto", "cosine", "euclidean"], horizontal=True,
+                              **state.widget("knn_metric", "auto", ["auto", "cosine", "euclidean"]))
+        return {"n_neighbors": k if k == "auto" else int(k), "metric": metric}, None
     if head == "logistic":
         c = st.select_slider("Regularisation C", C_VALUES,
-                             help="Small C: simpler boundary (more regularised).",
-                             **state.widget("C", 1.0, C_VALUES))
-        return {"C": float(c)}, None
+                             help="Small C: simpler boundary (more regularised). auto: chosen "
+                                  "by cross-validation inside the training split, never on "
+                                  "val or test.",
+                             **state.widget("C", "auto", C_VALUES))
+        return {"C": c if c == "auto" else float(c)}, None
     hidden = st.select_slider("Hidden units", HIDDEN, help="0 = no hidden layer (linear).",
                               **state.widget("mlp_hidden", 256, HIDDEN))
     epochs = st.slider("Epochs", 2, 100, **state.widget("epochs", 30, bounds=(2, 100)))
@@ -180,13 +185,19 @@ def outcome(job: jobs.Job, ds, choices: Choices) -> None:
             st.code(job.error_trace, language=None)
     elif job.result is not None:
         r = job.result
+        out = r.to_json()
         m1, m2, m3, m4 = st.columns(4)
-        m1.metric("Val accuracy", "—" if r.val_accuracy is None else f"{r.val_accuracy:.1%}")
-        m2.metric("Test accuracy", "—" if r.test_accuracy is None else f"{r.test_accuracy:.1%}",
-                  help=None if r.test_accuracy is not None else "This dataset has no test split.")
-        m3.metric("Train accuracy", "—" if r.train_accuracy is None else f"{r.train_accuracy:.1%}")
+        for col, split in ((m1, "val"), (m2, "test"), (m3, "train")):
+            acc, ci, n = out[f"{split}_accuracy"], out[f"{split}_interval"], out[f"n_{split}"]
+            col.metric(f"{split.capitalize()} accuracy", "—" if acc is None else f"{acc:.1%}",
+                       help="This dataset has no test split." if acc is None else
+                       f"95% interval (Wilson) on {n} images: {ci[0]:.1%}–{ci[1]:.1%}")
+            if acc is not None:
+                col.caption(f"95% CI {ci[0]:.1%}–{ci[1]:.1%} · n={n}")
         m4.metric("Time", f"{r.seconds:.1f} s")
-        st.caption(f"Saved as run #{r.run_id} in the ledger.")
+        chosen = ", ".join(f"{k} = {v}" for k, v in r.chosen.items())
+        st.caption(f"Saved as run #{r.run_id} in the ledger."
+                   + (f" Chosen on the training split: {chosen}." if chosen else ""))
         if r.confusion is not None:
             mistakes(r, job.meta["ref"], job.meta["seed"], ds if job.meta["ref"] == choices.dataset
                      else None)
