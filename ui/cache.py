@@ -179,7 +179,8 @@ def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed
 @st.cache_data(show_spinner=False, max_entries=64)
 def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
                method: str | None = None, dim: int = 2) -> dict[str, float]:
-    """``separation_report`` of the features (``method=None``) or of their projection."""
+    """``separation_report`` of the features (``method=None``: cosine, as the heads compare
+    them) or of their projection (euclidean: distances on the map)."""
     from tlviz.metrics import separation_report
 
     emb = embeddings(ref, backbone, seed)
@@ -188,7 +189,7 @@ def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
         X = np.asarray(emb.features[idx], dtype=np.float32)
     else:
         X = projection(ref, backbone, method, dim, seed, split)[1]
-    return separation_report(X, emb.labels[idx])
+    return separation_report(X, emb.labels[idx], metric="cosine" if method is None else "euclidean")
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
