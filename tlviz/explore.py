@@ -106,7 +106,9 @@ def label_issues(X: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None, c
     if len(rows) < 4 or len(classes) < 2 or np.bincount(codes).min() < 2:
         return pd.DataFrame(columns=cols)
     P = out_of_fold_proba(X[rows], codes, cv, seed)
-    ranked = find_label_issues(codes, P, filter_by="both", return_indices_ranked_by="self_confidence")
+    # n_jobs=1: a multiprocessing pool started inside the threaded Streamlit server never returns
+    ranked = find_label_issues(codes, P, filter_by="both", return_indices_ranked_by="self_confidence",
+                               n_jobs=1)
     other = P.copy()
     other[np.arange(len(rows)), codes] = -1.0
     sug = other.argmax(1)
