@@ -716,7 +716,10 @@ register_dataset(DatasetInfo(
 
 
 # torchvision's downloadable datasets: (name, class, files it needs, kwargs per split)
-def _torchvision_dataset(name: str, cls_name: str, files: str, description: str, splits: dict):
+def _torchvision_dataset(name: str, cls_name: str, files: str, description: str, splits: dict,
+                         extracted: tuple[str, ...]):
+    """``extracted``: paths (below the root) that torchvision's extraction leaves; their presence
+    is the availability check, so listing datasets never imports torchvision (seconds)."""
     root = lambda: config.downloads_dir() / name  # noqa: E731
 
     def _make(split_kwargs, download):
@@ -725,12 +728,10 @@ def _torchvision_dataset(name: str, cls_name: str, files: str, description: str,
         return getattr(tvd, cls_name)(str(root()), download=download, **split_kwargs)
 
     def locate() -> str | None:
-        try:
-            _make(next(iter(splits.values())), False)
-            return None
-        except Exception:  # noqa: BLE001 - torchvision raises RuntimeError/FileNotFoundError
-            return (f"not downloaded. Online: press download (or `tlviz datasets --download "
-                    f"{name}`). Offline: place {files} in {root()}/")
+        if all((root() / p).exists() for p in extracted):
+            return None  # torchvision checks the files themselves when the dataset loads
+        return (f"not downloaded. Online: press download (or `tlviz datasets --download "
+                f"{name}`). Offline: place {files} in {root()}/")
 
     def download(progress: Progress | None) -> None:
         if progress:
@@ -768,13 +769,16 @@ def _torchvision_dataset(name: str, cls_name: str, files: str, description: str,
 
 _torchvision_dataset("cifar10", "CIFAR10", "cifar-10-python.tar.gz",
                      "CIFAR-10 through torchvision: 60,000 32x32 images, 10 classes (download)",
-                     {"train": {"train": True}, "test": {"train": False}})
+                     {"train": {"train": True}, "test": {"train": False}},
+                     ("cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"))
 _torchvision_dataset("oxford-pets", "OxfordIIITPet", "images.tar.gz and annotations.tar.gz",
                      "Oxford-IIIT Pets through torchvision: 37 breeds, ~7,400 photos (download)",
-                     {"train": {"split": "trainval"}, "test": {"split": "test"}})
+                     {"train": {"split": "trainval"}, "test": {"split": "test"}},
+                     ("oxford-iiit-pet/images", "oxford-iiit-pet/annotations"))
 _torchvision_dataset("flowers102", "Flowers102", "102flowers.tgz, imagelabels.mat and setid.mat",
                      "Oxford Flowers-102 through torchvision: 102 classes, ~8,200 photos (download)",
-                     {"train": {"split": "train"}, "val": {"split": "val"}, "test": {"split": "test"}})
+                     {"train": {"split": "train"}, "val": {"split": "val"}, "test": {"split": "test"}},
+                     ("flowers-102/jpg", "flowers-102/imagelabels.mat", "flowers-102/setid.mat"))
 
 
 # ----------------------------------------------------------------------------- user datasets
