@@ -101,7 +101,7 @@ def _reject(name: str, raw: Any) -> None:
     seen.add(mark)
     # the value itself is not echoed: it may be long, odd or a path nobody should see
     st.toast(f"The link's value for '{name}' is not one this app offers: using the default.",
-             icon=":material/link_off:")
+             icon=":material/link_off:", duration="infinite")  # stays until closed: not missed
 
 
 def _to_query(value: Any) -> str | list[str]:
