@@ -104,7 +104,8 @@ class Projector:
         return self
 
     def _tsne(self, Z: np.ndarray, progress: Progress | None):
-        """openTSNE: FFT-accelerated (Barnes-Hut in 3D), both cores, seeded, PCA start.
+        """openTSNE: Barnes-Hut below 10,000 points (twice as fast as FFT there, measured on
+        2,000 bench features) and in 3D, FFT above; both cores, seeded, PCA start.
 
         100 early-exaggeration + 250 iterations (openTSNE's learning rate N/12 converges fast):
         on 2,000 MobileNetV2 features of cifar10-small, trustworthiness 0.903 against 0.901 for
@@ -124,7 +125,7 @@ class Projector:
         self.tsne_ = TSNE(n_components=cfg.dim, perplexity=perp, random_state=cfg.seed,
                           initialization="pca", n_jobs=os.cpu_count() or 1, verbose=False,
                           early_exaggeration_iter=early, n_iter=main,
-                          negative_gradient_method="fft" if cfg.dim <= 2 else "bh",
+                          negative_gradient_method="fft" if cfg.dim == 2 and n >= 10_000 else "bh",
                           callbacks=tick if progress else None, callbacks_every_iters=every).fit(Z)
         return np.asarray(self.tsne_)
 
