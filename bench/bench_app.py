@@ -69,7 +69,7 @@ def main() -> None:
                 rss_warm.append(m)
             finally:
                 shutil.rmtree(home, ignore_errors=True)
-    rows = [["cold: empty TLVIZ_HOME", cold.fmt(1, 1), "15", f"{max(rss_cold):.0f}"],
+    rows = [["cold: empty TLVIZ_HOME", cold.fmt(1, 1), "10", f"{max(rss_cold):.0f}"],
             ["warm: second start, same home", warm.fmt(1, 1), "2", f"{max(rss_warm):.0f}"]]
     table("App: `streamlit run` to the first UMAP plot on screen (hymenoptera, MobileNetV2)",
           ["start", "seconds, median (min–max)", "target s", "server peak RSS MB (max)"], rows,

@@ -73,8 +73,8 @@ def main() -> None:
         seeds = Timing(e * epochs + o for e, o in zip(seed_t, ours_t[h]))
         r = sorted(s / o for s, o in zip(seeds, ours_t[h]))
         rows.append([h + (f" ({epochs} epochs)" if epochs > 1 else ""), seeds.fmt(),
-                     ours_t[h].fmt(3), f"{np.median(r):.0f}x ({r[0]:.0f}–{r[-1]:.0f})",
-                     big_t[h].fmt(3)])
+                     ours_t[h].fmt(digits=3), f"{np.median(r):.0f}x ({r[0]:.0f}–{r[-1]:.0f})",
+                     big_t[h].fmt(digits=3)])
     table("Heads: cached features vs images through the frozen base every epoch (seconds)",
           ["head", "seeds' way, hymenoptera train (245 imgs)", "ours, cached features",
            "speed-up", "ours, 3,000 x 1280 features"], rows,
