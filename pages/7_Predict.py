@@ -73,8 +73,13 @@ with right:
         st.stop()
     classes = list(model.classes)
     best = int(proba.argmax())
-    st.metric("Prediction", classes[best], f"{proba[best]:.1%} sure", delta_color="off",
-              delta_arrow="off")
+    votes = getattr(model, "votes", None)  # a kNN head counts neighbours: say so, not "% sure"
+    k = votes() if votes else None
+    st.metric("Prediction", classes[best],
+              f"{round(proba[best] * k)} of {k} nearest training images" if k else
+              f"{proba[best]:.1%} sure", delta_color="off", delta_arrow="off",
+              help="A kNN head's 'probability' is the share of its k most similar training "
+                   "images in each class." if k else None)
     st.plotly_chart(proba_figure(proba, classes, top=10), key="predict.proba",
                     config={"displayModeBar": False})
     if len(classes) > 10:

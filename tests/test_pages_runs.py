@@ -269,3 +269,18 @@ def test_predict_run_without_weights_is_an_error_message():
         ("x.png", _png(np.zeros((8, 8), np.uint8)), "image/png")).run()
     assert not at.exception, at.exception
     assert "cannot predict" in at.error[0].value
+
+
+def test_predict_with_a_knn_run_counts_neighbours_instead_of_percent_sure():
+    from sklearn.datasets import load_digits
+
+    at = open_page(TRAIN)
+    train_run(at, "knn", knn_k=5)
+    at.switch_page(PREDICT).run()
+    d = load_digits()
+    k = int(np.flatnonzero(d.target == 3)[0])
+    img = np.clip(d.images[k] * 255 / 16, 0, 255).astype(np.uint8)
+    at.file_uploader(key="predict.upload").set_value(("three.png", _png(img), "image/png")).run()
+    assert not at.exception, at.exception
+    m = next(m for m in at.metric if m.label == "Prediction")
+    assert m.delta.endswith("of 5 nearest training images") and "sure" not in m.delta

@@ -153,6 +153,11 @@ class FeaturePredictor:
     head: object
     classes: list[str]
 
+    def votes(self) -> int | None:
+        """k for a kNN head (its probabilities are shares of k neighbours' votes), else None."""
+        k = getattr(self.head, "k_", None)
+        return None if k is None else int(np.ravel(k)[0])
+
     def predict_proba(self, images: list) -> np.ndarray:
         X = embed_images(images, self.backbone)
         proba = np.zeros((len(images), len(self.classes)))
