@@ -67,6 +67,9 @@ def _picker(label: str, options: list, infos: dict, fmt, name: str, default: str
     info = infos.get(value)
     if info is not None and not info.ok:
         st.caption(f":material/warning: {esc(info.why)}")
+    if state.rejected(name) and value == default:  # stays beside the picker, unlike the toast
+        st.caption(f":material/link_off: The link's {label.lower()} is not one this app "
+                   "offers: showing the default.")
     return value
 
 

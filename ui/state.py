@@ -104,6 +104,11 @@ def _reject(name: str, raw: Any) -> None:
              icon=":material/link_off:", duration="infinite")  # stays until closed: not missed
 
 
+def rejected(name: str) -> bool:
+    """True when a link's value for ``name`` was refused in this session."""
+    return any(n == name for n, _ in st.session_state.get(_REJECTED, ()))
+
+
 def _to_query(value: Any) -> str | list[str]:
     if isinstance(value, bool):
         return "1" if value else "0"
