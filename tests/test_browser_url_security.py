@@ -26,10 +26,10 @@ def setup(tmp_path_factory):
         pytest.skip(why)
     base = tmp_path_factory.mktemp("urlsec-browser")
     private = base / "private"
+    private.mkdir()
     for k, name in enumerate(SECRETS):
         make_image_folder(base / "tmp", n_classes=1, per_class=6, size=24, seed=k)
-        (base / "tmp" / "class0").rename(private / name if private.exists() else
-                                         (private.mkdir() or private / name))
+        (base / "tmp" / "class0").rename(private / name)
     with bu.StreamlitServer(home=base / "home") as srv, bu.browser() as b:
         yield srv, b, private
 

@@ -195,10 +195,6 @@ def iter_batches(dataset: ImageDataset, prep: Preprocess | BackboneSpec, batch_s
 
 # ----------------------------------------------------------------------------- backends
 
-def onnx_available() -> bool:
-    return onnxrt.available()
-
-
 def export_onnx(net: torch.nn.Module, spec: BackboneSpec, path: Path, check: bool = True) -> float:
     """Export a backbone (images -> features) to ONNX; see :func:`tlviz.onnxrt.export`."""
     return onnxrt.export(net, path, channels=spec.channels, size=spec.input_size, check=check)
@@ -228,7 +224,7 @@ def _runner(spec: BackboneSpec, backend: str, int8: bool,
     if spec.source == "none":
         return lambda b: b.reshape(len(b), -1)  # pixels: no network at all
     if backend == "auto":
-        backend = "onnx" if onnx_available() else "torch"
+        backend = "onnx" if onnxrt.available() else "torch"
     if int8 and backend != "onnx":
         raise BadInput("int8 runs on ONNX Runtime only (backend='onnx' or 'auto')")
     if backend == "onnx":

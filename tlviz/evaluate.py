@@ -75,7 +75,7 @@ def evaluate(datasets: Sequence[str], backbones: Sequence[str], heads: Sequence[
                 chosen, h, secs = evaluate_features(emb, head)
                 val = _score(h, *emb.split("val"))
                 test = _score(h, *emb.split("test"))
-                rows.append(EvalRow(ds.name if name == str(name) else name, bb, head,
+                rows.append(EvalRow(ds.name, bb, head,
                                     len(emb.split("train")[1]), val[0], val[1], val[2],
                                     test[0], test[1], test[2], chosen, secs, t_embed))
                 done += 1

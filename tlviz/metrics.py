@@ -111,10 +111,3 @@ def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
-
-def format_accuracy(acc: float | None, n: int) -> str:
-    """``95.4% (90.9–97.8%, n=153)``: an accuracy with its 95% interval and sample size."""
-    if acc is None or acc != acc or n <= 0:
-        return "—"
-    lo, hi = wilson_interval(round(acc * n), n)
-    return f"{acc:.1%} ({lo:.1%}–{hi:.1%}, n={n})"
