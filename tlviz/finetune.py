@@ -27,7 +27,6 @@ Weights are stored as plain arrays plus a small JSON description (``meta.json``)
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import threading
@@ -45,6 +44,7 @@ from tlviz.backbones import BackboneSpec, create_backbone, get_backbone_spec
 from tlviz.data import ImageDataset
 from tlviz.embed import embed, iter_batches
 from tlviz.errors import BadInput, UnknownName
+from tlviz.loop import predict_logits, train_epochs
 from tlviz.modes import Context, ModeOutput
 from tlviz.nets import FeatureNet
 from tlviz.preprocess import Preprocess
@@ -204,7 +204,7 @@ class _TailModel(nn.Module):
         return self.head(self.net.forward_head(self.net.forward_stages(h, self.k)))
 
 
-# ----------------------------------------------------------------------------- training loop
+# ----------------------------------------------------------------------------- optimizers
 
 
 def _optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
@@ -216,71 +216,6 @@ def _optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise UnknownName(f"unknown optimizer {name!r}: use rmsprop, adam or sgd")
-
-
-def _train_mode(model: nn.Module, freeze_bn: bool) -> None:
-    model.train()
-    if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
-
-
-@torch.no_grad()
-def _predict_logits(model: nn.Module, X: torch.Tensor, prep: Callable, batch_size: int = 64):
-    model.eval()
-    outs = [model(prep(X[k:k + batch_size])) for k in range(0, len(X), batch_size)]
-    return torch.cat(outs) if outs else torch.zeros((0, 0))
-
-
-def fit(ctx: Context, model: nn.Module, opt, epochs: int, epoch_data: Callable[[int], tuple],
-        prep_train: Callable, prep_eval: Callable, Xv: torch.Tensor, yv: torch.Tensor, *,
-        batch_size: int = 32, patience: int | None = None, freeze_bn: bool = False,
-        gen: torch.Generator | None = None, first_epoch: int = 1) -> list[dict]:
-    """Mini-batch training with per-epoch records, cancellation and early stopping.
-
-    ``epoch_data(epoch) -> (X, y)``; ``prep_train(xb, gen)`` and ``prep_eval(xb)`` turn
-    stored batches into model inputs. With ``patience``, stops after that many epochs
-    without a better val accuracy and restores the best epoch's weights.
-    """
-    loss_fn = nn.CrossEntropyLoss()
-    history: list[dict] = []
-    best, best_state, bad = -1.0, None, 0
-    for epoch in range(first_epoch, first_epoch + epochs):
-        X, y = epoch_data(epoch)
-        _train_mode(model, freeze_bn)
-        perm = torch.randperm(len(X), generator=gen)
-        tot_loss = tot_ok = 0.0
-        for k in range(0, len(X), batch_size):
-            b = perm[k:k + batch_size]
-            out = model(prep_train(X[b], gen))
-            loss = loss_fn(out, y[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot_loss += float(loss.detach()) * len(b)
-            tot_ok += float((out.argmax(1) == y[b]).sum())
-            ctx.check_stop()
-        rec = {"epoch": epoch, "train_loss": tot_loss / len(X), "train_acc": tot_ok / len(X),
-               "val_loss": None, "val_acc": None}
-        if len(Xv):
-            z = _predict_logits(model, Xv, prep_eval)
-            rec["val_loss"] = float(loss_fn(z, yv))
-            rec["val_acc"] = float((z.argmax(1) == yv).float().mean())
-            if rec["val_acc"] > best:
-                best, bad = rec["val_acc"], 0
-                if patience:
-                    best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad += 1
-        history.append(rec)
-        ctx.epoch_done(rec)
-        if patience and bad >= patience:
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return history
 
 
 def _split_indices(ds: ImageDataset, valid: np.ndarray) -> dict[str, np.ndarray]:
@@ -350,12 +285,14 @@ def _train_small(ctx: Context, mode: str) -> ModeOutput:
     Xtr, ytr = images[tr], _labels(ds, tr)
     opt = _optimizer(o["optimizer"], model.parameters(), float(o["lr"]), float(o["weight_decay"]))
     t1 = time.perf_counter()
-    history = fit(ctx, model, opt, int(o["epochs"]), lambda e: (Xtr, ytr),
-                  lambda xb, g: _prep(xb, mean, std, aug, g), lambda xb: _prep(xb, mean, std),
-                  images[va], _labels(ds, va), batch_size=int(o["batch_size"]),
-                  patience=o["patience"], gen=gen)
+    history = train_epochs(model, opt, int(o["epochs"]), lambda e: (Xtr, ytr),
+                           prep_train=lambda xb, g: _prep(xb, mean, std, aug, g),
+                           prep_eval=lambda xb: _prep(xb, mean, std), Xv=images[va],
+                           yv=_labels(ds, va), batch_size=int(o["batch_size"]),
+                           patience=o["patience"], gen=gen, check_stop=ctx.check_stop,
+                           on_epoch=ctx.epoch_done).history
     t_train = time.perf_counter() - t1
-    preds = {s: (idx, _predict_logits(model, images[idx], lambda xb: _prep(xb, mean, std))
+    preds = {s: (idx, predict_logits(model, images[idx], lambda xb: _prep(xb, mean, std))
                  .argmax(1).numpy() if len(idx) else idx) for s, idx in parts.items()}
     weights = {**_state(model, "model."), "meta.json": _meta_array(meta)}
     predictor = TorchPredictor(model, plain_preprocess(size, gray, mean, std), list(ds.classes))
@@ -469,16 +406,8 @@ def _fit_head(ctx: Context, head: nn.Module, X: np.ndarray, y: np.ndarray, Xv: n
         gen = torch.Generator().manual_seed(seed + 1)
         opt = torch.optim.Adam(head.parameters(), lr=lr)
         steps_per_epoch = max(1, -(-len(Xt) // 32))
-        for _ in range(max(epochs, -(-300 // steps_per_epoch))):
-            head.train()
-            perm = torch.randperm(len(Xt), generator=gen)
-            for k in range(0, len(Xt), 32):
-                b_ = perm[k:k + 32]
-                loss = loss_fn(head(Xt[b_]), yt[b_])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            ctx.check_stop()
+        train_epochs(head, opt, max(epochs, -(-300 // steps_per_epoch)), lambda e: (Xt, yt),
+                     gen=gen, check_stop=ctx.check_stop)
     head.eval()
     with torch.no_grad():
         z, zv = head(Xt), head(Xvt)
@@ -573,12 +502,14 @@ def fine_tune(ctx: Context) -> ModeOutput:
         return h.float().contiguous(memory_format=torch.channels_last)
 
     t0 = time.perf_counter()
-    history = fit(ctx, model, opt, int(o["epochs"]),
-                  lambda e: (train_views[(e - 1) % views], ytr), as_input, as_input,
-                  acts.get("val", torch.zeros(0)), _labels(ds, va),
-                  batch_size=int(o["batch_size"]), patience=o["patience"], freeze_bn=True, gen=gen)
+    history = train_epochs(model, opt, int(o["epochs"]),
+                           lambda e: (train_views[(e - 1) % views], ytr), prep_train=as_input,
+                           prep_eval=as_input, Xv=acts.get("val", torch.zeros(0)),
+                           yv=_labels(ds, va), batch_size=int(o["batch_size"]),
+                           patience=o["patience"], freeze_bn=True, gen=gen,
+                           check_stop=ctx.check_stop, on_epoch=ctx.epoch_done).history
     timings["train"] = time.perf_counter() - t0
-    preds = {s: (idx, _predict_logits(model, acts[s], as_input).argmax(1).numpy()
+    preds = {s: (idx, predict_logits(model, acts[s], as_input).argmax(1).numpy()
                  if len(idx) else idx) for s, idx in parts.items()}
     net.to(memory_format=torch.contiguous_format)
     meta = {"arch": "fine-tune", "backbone": spec.name, "n_trainable_blocks": n,
@@ -652,5 +583,5 @@ def load_predictor(run: dict, weights: dict[str, np.ndarray]) -> TorchPredictor:
 
 
 __all__ = ["DEFAULTS", "FineTuned", "TorchPredictor", "augment_config", "augmented_features", "build_model", "decoded",
-           "fit", "load_predictor", "make_head", "options", "pixels_mlp", "plain_preprocess",
+           "load_predictor", "make_head", "options", "pixels_mlp", "plain_preprocess",
            "read_meta", "scratch_cnn"]

@@ -12,8 +12,6 @@ from them (``from_state``), so heads are stored as safetensors, never pickled.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -22,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from tlviz.errors import BadInput, UnknownName
+from tlviz.loop import EpochCallback, train_epochs
 
 
 class _StateMixin:
@@ -299,9 +298,6 @@ class _MLP(nn.Module):
         return self.net(x)
 
 
-EpochCallback = Callable[[dict], bool | None]
-
-
 class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
     """Dense(hidden) + ReLU + Dropout + softmax in torch — the seeds' Dense(256) + Dropout(0.6).
 
@@ -340,43 +336,11 @@ class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
             yv = torch.from_numpy(np.searchsorted(self.classes_, np.asarray(y_val))).long()
         self.module_ = self._module(X.shape[1], len(self.classes_))
         opt = torch.optim.Adam(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        loss_fn = nn.CrossEntropyLoss()
-        self.history_: list[dict] = []
-        best, best_state, bad = -1.0, None, 0
-        for epoch in range(1, self.epochs + 1):
-            self.module_.train()
-            perm = torch.randperm(len(Xt), generator=g)
-            tot_loss = tot_ok = 0.0
-            for k in range(0, len(Xt), self.batch_size):
-                b = perm[k:k + self.batch_size]
-                out = self.module_(Xt[b])
-                loss = loss_fn(out, yt[b])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                tot_loss += float(loss.detach()) * len(b)
-                tot_ok += float((out.argmax(1) == yt[b]).sum())
-            rec = {"epoch": epoch, "train_loss": tot_loss / len(Xt), "train_acc": tot_ok / len(Xt)}
-            if has_val:
-                self.module_.eval()
-                with torch.no_grad():
-                    out = self.module_(Xv)
-                    rec["val_loss"] = float(loss_fn(out, yv))
-                    rec["val_acc"] = float((out.argmax(1) == yv).float().mean())
-                if rec["val_acc"] > best:
-                    best, bad = rec["val_acc"], 0
-                    best_state = {k: v.clone() for k, v in self.module_.state_dict().items()}
-                    self.best_epoch_ = epoch
-                else:
-                    bad += 1
-            self.history_.append(rec)
-            if on_epoch and on_epoch(rec):
-                break
-            if self.patience and has_val and bad >= self.patience:
-                break
-        if best_state is not None and self.patience:
-            self.module_.load_state_dict(best_state)
-        self.module_.eval()
+        out = train_epochs(self.module_, opt, self.epochs, lambda e: (Xt, yt),
+                           Xv=Xv if has_val else None, yv=yv if has_val else None,
+                           batch_size=self.batch_size, patience=self.patience, gen=g,
+                           on_epoch=on_epoch)
+        self.history_, self.best_epoch_ = out.history, out.best_epoch
         return self
 
     def predict_proba(self, X):
