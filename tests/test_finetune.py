@@ -9,7 +9,8 @@ from conftest import make_image_folder
 
 from tlviz.backbones import create_backbone
 from tlviz.data import load_dataset
-from tlviz.finetune import DEFAULTS, read_meta
+from tlviz.finetune import read_meta
+from tlviz.options import FineTuneOptions
 from tlviz.runs import Ledger
 from tlviz.train import Cancelled, TrainConfig, load_predictor, train
 
@@ -135,8 +136,8 @@ def test_scratch_image_size_must_fit_the_pooling(tiny):
 
 
 def test_defaults_follow_the_book():
-    ft = DEFAULTS["fine-tune"]
-    assert (ft["optimizer"], ft["lr"], ft["n_trainable_blocks"]) == ("rmsprop", 1e-5, 1)
+    ft = FineTuneOptions()
+    assert (ft.optimizer, ft.lr, ft.n_trainable_blocks) == ("rmsprop", 1e-5, 1)
 
 
 def test_unreadable_image_is_skipped(tmp_path):

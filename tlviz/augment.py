@@ -17,9 +17,7 @@ seedable through a :class:`torch.Generator`. Interpolation is bilinear (Keras' d
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
@@ -29,118 +27,12 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from tlviz.errors import BadInput
+from tlviz.options import FILL_MODES, AugmentConfig
 
-FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 PARAM_KEYS = (
     "theta", "tx", "ty", "shear", "zx", "zy", "flip_h", "flip_v", "brightness", "contrast",
 )
 _GRAY = (0.299, 0.587, 0.114)
-
-# (field, lower bound, upper bound, upper bound inclusive?)
-_RANGES: tuple[tuple[str, float, float, bool], ...] = (
-    ("rotation_range", 0.0, 180.0, True),
-    ("width_shift_range", 0.0, 1.0, True),
-    ("height_shift_range", 0.0, 1.0, True),
-    ("shear_range", 0.0, 90.0, False),
-    ("zoom_range", 0.0, 1.0, False),
-    ("brightness_range", 0.0, 1.0, True),
-    ("contrast_range", 0.0, 1.0, True),
-    ("cval", 0.0, 1.0, True),
-)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Random augmentation settings, Keras ``ImageDataGenerator`` style.
-
-    Attributes:
-        rotation_range: rotation angle drawn from ``[-r, r]`` degrees.
-        width_shift_range: horizontal shift drawn from ``[-w, w]`` times the width.
-        height_shift_range: vertical shift drawn from ``[-h, h]`` times the height.
-        shear_range: shear angle drawn from ``[-s, s]`` **degrees**. Recent Keras
-            (keras-preprocessing >= 1.0.6, Keras 2.2.5+) also uses degrees; Keras 2.0/2.1,
-            which the book was written against, used radians.
-        zoom_range: zoom factors drawn independently for x and y from ``[1-z, 1+z]``;
-            as in Keras a factor > 1 zooms *out* (content shrinks).
-        horizontal_flip / vertical_flip: flip with probability 0.5.
-        fill_mode: how points outside the image are filled: nearest, constant,
-            reflect or wrap (Keras semantics, see the module docstring).
-        cval: fill value for ``constant``, a fraction of full intensity in ``[0, 1]``.
-        brightness_range: brightness factor drawn from ``[1-b, 1+b]`` (Keras takes a
-            ``(lo, hi)`` pair; here it is symmetric).
-        contrast_range: contrast factor drawn from ``[1-c, 1+c]`` (not in Keras;
-            blends with the image's mean grey like PIL / torchvision).
-    """
-
-    rotation_range: float = 0.0
-    width_shift_range: float = 0.0
-    height_shift_range: float = 0.0
-    shear_range: float = 0.0
-    zoom_range: float = 0.0
-    horizontal_flip: bool = False
-    vertical_flip: bool = False
-    fill_mode: str = "nearest"
-    cval: float = 0.0
-    brightness_range: float = 0.0
-    contrast_range: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name, lo, hi, hi_incl in _RANGES:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise BadInput(f"{name} must be a finite number, got {v!r}")
-            if v < lo or v > hi or (v == hi and not hi_incl):
-                bound = f"{hi}]" if hi_incl else f"{hi})"
-                hint = " (Keras uses 0..255: divide by 255)" if name == "cval" else ""
-                raise BadInput(f"{name} must be in [{lo}, {bound}, got {v!r}{hint}")
-            object.__setattr__(self, name, float(v))
-        for name in ("horizontal_flip", "vertical_flip"):
-            if not isinstance(getattr(self, name), bool):
-                raise BadInput(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if self.fill_mode not in FILL_MODES:
-            raise BadInput(f"fill_mode must be one of {FILL_MODES}, got {self.fill_mode!r}")
-
-    @classmethod
-    def none(cls) -> AugmentConfig:
-        """No augmentation at all."""
-        return cls()
-
-    @classmethod
-    def book(cls) -> AugmentConfig:
-        """The generator from *Deep Learning with Python*, cats vs dogs (section 5.2.5).
-
-        The book passes ``shear_range=0.2``, which the Keras of its day read as radians;
-        we keep that intent and map it to ``degrees(0.2) ~= 11.46`` degrees (read as
-        degrees, 0.2 would be an invisible shear).
-        """
-        return cls(
-            rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
-            shear_range=round(math.degrees(0.2), 2), zoom_range=0.2, horizontal_flip=True,
-            fill_mode="nearest",
-        )
-
-    @property
-    def is_geometric(self) -> bool:
-        """True when some affine (rotation/shift/shear/zoom) randomness is enabled."""
-        return any((self.rotation_range, self.width_shift_range, self.height_shift_range,
-                    self.shear_range, self.zoom_range))
-
-    @property
-    def is_identity(self) -> bool:
-        """True when the config never changes an image."""
-        return not (self.is_geometric or self.horizontal_flip or self.vertical_flip
-                    or self.brightness_range or self.contrast_range)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict of all fields."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AugmentConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored, missing ones defaulted."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 # --------------------------------------------------------------------------- batched
 

@@ -19,7 +19,8 @@ Fast on a CPU by design:
   epoch 0), then blocks and head train together with a small learning rate (RMSprop
   1e-4 by default).
 
-Options go in ``TrainConfig.extra`` (see :data:`DEFAULTS`); ``patience`` turns on early
+Options go in ``TrainConfig.extra``, read through the mode's dataclass in
+:mod:`tlviz.options`; ``patience`` turns on early
 stopping with best-epoch restore (selection on val: the val accuracy is then optimistic).
 Weights are stored as plain arrays plus a small JSON description (``meta.json``), so
 :func:`load_predictor` rebuilds any run without unpickling anything.
@@ -49,39 +50,13 @@ from tlviz.modes import Context, ModeOutput
 from tlviz.nets import FeatureNet
 from tlviz.preprocess import Preprocess
 
-DEFAULTS: dict[str, dict] = {
-    "pixels-mlp": {"epochs": 30, "image_size": 32, "hidden": 256, "dropout": 0.6, "lr": 1e-3,
-                   "optimizer": "adam", "batch_size": 32, "weight_decay": 0.0, "patience": None},
-    "scratch-cnn": {"epochs": 30, "image_size": 64, "width": 16, "dense": 128, "dropout": 0.5,
-                    "lr": 1e-3, "optimizer": "adam", "batch_size": 32, "weight_decay": 0.0,
-                    "patience": None},
-    "fine-tune": {"epochs": 10, "n_trainable_blocks": 1, "lr": 1e-5, "optimizer": "rmsprop",
-                  "batch_size": 32, "augment_views": 3, "head_epochs": 30, "head_lr": 1e-3,
-                  "hidden": 0, "dropout": 0.6, "weight_decay": 0.0, "patience": None},
-}
 SCRATCH_MEAN, SCRATCH_STD = 0.5, 0.25  # fixed normalisation for networks trained from scratch
-
-
-def options(mode: str, cfg) -> dict:
-    """The mode's defaults overridden by ``cfg.extra`` (and ``cfg.epochs``)."""
-    unknown = set(cfg.extra) - set(DEFAULTS[mode]) - {"augment_views", "body_backend"}
-    if unknown:
-        raise UnknownName(f"unknown option(s) for {mode}: {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(DEFAULTS[mode])}")
-    o = {**DEFAULTS[mode], **cfg.extra}
-    if cfg.epochs:
-        o["epochs"] = int(cfg.epochs)
-    if int(o["epochs"]) < 1:
-        raise BadInput("epochs must be at least 1")
-    return o
 
 
 def augment_config(cfg, default: AugmentConfig | None = None) -> AugmentConfig | None:
     """The run's augmentation (None when off). ``default`` applies when cfg.augment is None."""
-    if cfg.augment is None:
-        return default
-    aug = AugmentConfig.from_dict(cfg.augment)
-    return None if aug.is_identity else aug
+    aug = default if cfg.augment is None else cfg.augment
+    return None if aug is None or aug.is_identity else aug
 
 
 # ----------------------------------------------------------------------------- decoded images
@@ -261,10 +236,8 @@ def _build_small(meta: dict, n_classes: int) -> nn.Module:
 def _train_small(ctx: Context, mode: str) -> ModeOutput:
     """pixels-mlp and scratch-cnn: decode once, augment batches on the fly, train from scratch."""
     cfg, ds = ctx.cfg, ctx.dataset
-    o = options(mode, cfg)
-    size = int(o["image_size"])
-    if mode == "scratch-cnn" and (size < 16 or size % 16):
-        raise BadInput("scratch-cnn image_size must be a multiple of 16 (e.g. 64 or 96)")
+    o = cfg.options()
+    size = o.image_size
     gray = mode == "pixels-mlp"
     t0 = time.perf_counter()
     images, valid = decoded(ds, plain_preprocess(size, gray), ctx)
@@ -275,21 +248,21 @@ def _train_small(ctx: Context, mode: str) -> ModeOutput:
     c = images.shape[1]
     mean, std = (SCRATCH_MEAN,) * c, (SCRATCH_STD,) * c
     meta = {"arch": mode, "channels": c, "image_size": size, "mean": mean, "std": std,
-            "params": {k: o[k] for k in ("image_size", "hidden", "width", "dense", "dropout")
-                       if k in o}}
+            "params": {k: v for k, v in o.to_dict().items()
+                       if k in ("image_size", "hidden", "width", "dense", "dropout")}}
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = _build_small(meta, ds.num_classes).to(memory_format=torch.channels_last)
     aug = augment_config(cfg)
     tr, va = parts["train"], parts.get("val", np.zeros(0, int))
     Xtr, ytr = images[tr], _labels(ds, tr)
-    opt = _optimizer(o["optimizer"], model.parameters(), float(o["lr"]), float(o["weight_decay"]))
+    opt = _optimizer(o.optimizer, model.parameters(), o.lr, o.weight_decay)
     t1 = time.perf_counter()
-    history = train_epochs(model, opt, int(o["epochs"]), lambda e: (Xtr, ytr),
+    history = train_epochs(model, opt, o.epochs, lambda e: (Xtr, ytr),
                            prep_train=lambda xb, g: _prep(xb, mean, std, aug, g),
                            prep_eval=lambda xb: _prep(xb, mean, std), Xv=images[va],
-                           yv=_labels(ds, va), batch_size=int(o["batch_size"]),
-                           patience=o["patience"], gen=gen, check_stop=ctx.check_stop,
+                           yv=_labels(ds, va), batch_size=o.batch_size,
+                           patience=o.patience, gen=gen, check_stop=ctx.check_stop,
                            on_epoch=ctx.epoch_done).history
     t_train = time.perf_counter() - t1
     preds = {s: (idx, predict_logits(model, images[idx], lambda xb: _prep(xb, mean, std))
@@ -442,17 +415,17 @@ def augmented_features(ctx: Context, idx: np.ndarray, views: int) -> np.ndarray:
 
 def fine_tune(ctx: Context) -> ModeOutput:
     cfg, ds = ctx.cfg, ctx.dataset
-    o = options("fine-tune", cfg)
+    o = cfg.options()
     spec = get_backbone_spec(cfg.backbone)
     net = create_backbone(cfg.backbone)
-    n = int(o["n_trainable_blocks"])
+    n = o.n_trainable_blocks
     if not len(net.stages):
         raise BadInput(f"{cfg.backbone} has no blocks to fine-tune; pick a pretrained backbone")
     if not 1 <= n <= len(net.stages):
         raise BadInput(f"n_trainable_blocks must be within 1..{len(net.stages)} for {cfg.backbone}")
     k = len(net.stages) - n
     aug = augment_config(cfg, default=AugmentConfig.book())
-    views = 1 + (int(o["augment_views"]) if aug is not None else 0)
+    views = 1 + (o.augment_views if aug is not None else 0)
     timings: dict[str, float] = {}
 
     # phase 1: the head on frozen features (the cached embeddings of the plain images)
@@ -461,11 +434,11 @@ def fine_tune(ctx: Context) -> ModeOutput:
     timings["embed"] = time.perf_counter() - t0
     ctx.check_stop()
     torch.manual_seed(cfg.seed)
-    head = make_head(net.feature_dim, ds.num_classes, int(o["hidden"]), float(o["dropout"]))
+    head = make_head(net.feature_dim, ds.num_classes, o.hidden, o.dropout)
     Xf, yf = emb.split("train")
     Xfv, yfv = emb.split("val")
     t0 = time.perf_counter()
-    rec0 = _fit_head(ctx, head, Xf, yf, Xfv, yfv, int(o["head_epochs"]), float(o["head_lr"]),
+    rec0 = _fit_head(ctx, head, Xf, yf, Xfv, yfv, o.head_epochs, o.head_lr,
                      cfg.seed)
     timings["head"] = time.perf_counter() - t0
     ctx.epoch_done(rec0)
@@ -474,7 +447,7 @@ def fine_tune(ctx: Context) -> ModeOutput:
     t0 = time.perf_counter()
     images, valid = decoded(ds, spec.preprocess, ctx)
     parts = _split_indices(ds, valid & emb.valid)
-    run_body = _body_runner(spec, net, k, o.get("body_backend", "auto"))
+    run_body = _body_runner(spec, net, k, o.body_backend)
     base = (ds.fingerprint, spec.name, k)
     acts = {s: _activations(ctx, (*base, s), images, idx, run_body, spec, None, None,
                             f"frozen blocks: {s}", True) for s, idx in parts.items()}
@@ -494,7 +467,7 @@ def fine_tune(ctx: Context) -> ModeOutput:
             p.requires_grad_(True)
     model = _TailModel(net, k, head).to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = _optimizer(o["optimizer"], params, float(o["lr"]), float(o["weight_decay"]))
+    opt = _optimizer(o.optimizer, params, o.lr, o.weight_decay)
     ytr = _labels(ds, tr)
     va = parts.get("val", np.zeros(0, int))
 
@@ -502,18 +475,18 @@ def fine_tune(ctx: Context) -> ModeOutput:
         return h.float().contiguous(memory_format=torch.channels_last)
 
     t0 = time.perf_counter()
-    history = train_epochs(model, opt, int(o["epochs"]),
+    history = train_epochs(model, opt, o.epochs,
                            lambda e: (train_views[(e - 1) % views], ytr), prep_train=as_input,
                            prep_eval=as_input, Xv=acts.get("val", torch.zeros(0)),
-                           yv=_labels(ds, va), batch_size=int(o["batch_size"]),
-                           patience=o["patience"], freeze_bn=True, gen=gen,
+                           yv=_labels(ds, va), batch_size=o.batch_size,
+                           patience=o.patience, freeze_bn=True, gen=gen,
                            check_stop=ctx.check_stop, on_epoch=ctx.epoch_done).history
     timings["train"] = time.perf_counter() - t0
     preds = {s: (idx, predict_logits(model, acts[s], as_input).argmax(1).numpy()
                  if len(idx) else idx) for s, idx in parts.items()}
     net.to(memory_format=torch.contiguous_format)
     meta = {"arch": "fine-tune", "backbone": spec.name, "n_trainable_blocks": n,
-            "first_trainable_stage": k, "hidden": int(o["hidden"]), "dropout": float(o["dropout"]),
+            "first_trainable_stage": k, "hidden": o.hidden, "dropout": o.dropout,
             "image_size": spec.input_size, "resize": spec.preprocess.resize, "mean": spec.mean,
             "std": spec.std, "grayscale": spec.grayscale, "channels": spec.channels}
     weights = {f"net.stages.{i}.{key}": v for i in range(k, len(net.stages))
@@ -582,6 +555,6 @@ def load_predictor(run: dict, weights: dict[str, np.ndarray]) -> TorchPredictor:
     return TorchPredictor(model, prep, list(run["classes"]), feature_net=net)
 
 
-__all__ = ["DEFAULTS", "FineTuned", "TorchPredictor", "augment_config", "augmented_features", "build_model", "decoded",
-           "load_predictor", "make_head", "options", "pixels_mlp", "plain_preprocess",
+__all__ = ["FineTuned", "TorchPredictor", "augment_config", "augmented_features", "build_model", "decoded",
+           "load_predictor", "make_head", "pixels_mlp", "plain_preprocess",
            "read_meta", "scratch_cnn"]

@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tlviz.errors import BadInput, Cancelled, UnknownName
+from tlviz.options import (
+    FeatureExtractionOptions,
+    FineTuneOptions,
+    PixelsMLPOptions,
+    ScratchCNNOptions,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,6 +89,7 @@ class Mode:
     run: str | Callable[[Context], ModeOutput]
     load: str | Callable[[dict, dict], Any]
     help: str = ""
+    options: type = FeatureExtractionOptions  # its settings, read from TrainConfig.extra
 
     def runner(self) -> Callable[[Context], ModeOutput]:
         return _resolve(self.run)
@@ -112,11 +119,11 @@ for _mode in (
         Mode("feature-extraction", "tlviz.train:feature_extraction", "tlviz.train:load_feature_predictor",
              "frozen backbone -> cached features -> a head (kNN, logistic, MLP)"),
         Mode("pixels-mlp", "tlviz.finetune:train_pixels_mlp", "tlviz.finetune:load_predictor",
-             "raw pixels -> a small MLP (the baseline)"),
+             "raw pixels -> a small MLP (the baseline)", PixelsMLPOptions),
         Mode("scratch-cnn", "tlviz.finetune:train_scratch_cnn", "tlviz.finetune:load_predictor",
-             "a small CNN trained from scratch on the images"),
+             "a small CNN trained from scratch on the images", ScratchCNNOptions),
         Mode("fine-tune", "tlviz.finetune:fine_tune", "tlviz.finetune:load_predictor",
-             "the backbone's last blocks and a head trained together")):
+             "the backbone's last blocks and a head trained together", FineTuneOptions)):
     register_mode(_mode)
 
 

@@ -13,6 +13,7 @@ True
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -32,6 +33,7 @@ from tlviz.modes import (
     get_mode,
     register_mode,
 )
+from tlviz.options import AugmentConfig
 from tlviz.runs import Ledger
 
 
@@ -44,11 +46,22 @@ class TrainConfig:
     head: str = "logistic"
     head_params: dict = field(default_factory=dict)
     mode: str = "feature-extraction"
-    augment: dict | None = None
+    augment: AugmentConfig | None = None  # None: the mode's default; AugmentConfig(): off
     epochs: int | None = None
     seed: int = 0
     name: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # the mode's options (tlviz.options.MODE_OPTIONS)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, Mapping):  # a stored config, JSON, a page's settings
+            self.augment = AugmentConfig.from_dict(self.augment)
+        elif self.augment is not None and not isinstance(self.augment, AugmentConfig):
+            raise BadInput(f"augment must be an AugmentConfig, a dict or None, "
+                           f"got {type(self.augment).__name__}")
+
+    def options(self):
+        """The mode's typed options (defaults overridden by ``extra`` and ``epochs``)."""
+        return get_mode(self.mode).options.from_extra(self.extra, self.epochs)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,8 +117,9 @@ def feature_extraction(ctx: Context) -> ModeOutput:
             params["epochs"] = cfg.epochs
     head = create_head(cfg.head, **params)
     t1 = time.perf_counter()
-    if cfg.augment and any(cfg.augment.values()):
-        Xtr, ytr = _augmented_features(ctx, emb, Xtr, ytr)
+    opts = cfg.options()
+    if cfg.augment is not None and not cfg.augment.is_identity:
+        Xtr, ytr = _augmented_features(ctx, emb, Xtr, ytr, opts.augment_views)
     kw = {"X_val": Xv, "y_val": yv} if cfg.head == "mlp" else {}
     if cfg.head == "mlp":
         kw["on_epoch"] = lambda rec: ctx.epoch_done(rec)
@@ -127,15 +141,14 @@ def feature_extraction(ctx: Context) -> ModeOutput:
                       chosen=dict(getattr(head, "chosen_", {})))
 
 
-def _augmented_features(ctx: Context, emb, Xtr, ytr):
-    """Frozen features of ``augment_views`` (default 2) augmented copies of the training images.
+def _augmented_features(ctx: Context, emb, Xtr, ytr, views: int):
+    """Frozen features of ``views`` augmented copies of the training images.
 
     Images are decoded once at the backbone's input size, augmented in batches and run
     through the frozen backbone (ONNX Runtime); see :func:`tlviz.finetune.augmented_features`.
     """
     from tlviz.finetune import augmented_features
 
-    views = int(ctx.cfg.extra.get("augment_views", 2))
     idx = emb.indices("train")
     feats = augmented_features(ctx, idx, views)
     return np.concatenate([Xtr, feats]), np.concatenate([ytr] * (views + 1))

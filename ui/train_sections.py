@@ -16,6 +16,7 @@ from tlviz.curves import (
     ladder_figure,
     off_diagonal_cells,
 )
+from tlviz.modes import get_mode
 from ui import cache, jobs, nav, state, widgets
 from ui.sidebar import Choices
 from ui.text import esc
@@ -62,9 +63,7 @@ def current_augment():
 
 def mode_options(mode: str, advanced: bool) -> tuple[dict, int]:
     """Widgets for a tlviz.finetune mode; returns (extra options, epochs)."""
-    from tlviz.finetune import DEFAULTS
-
-    d = DEFAULTS.get(mode, {})
+    d = get_mode(mode).options().to_dict()
     hi = 50 if mode == "fine-tune" else 100
     epochs = int(st.slider("Epochs", 1, hi, **state.widget(f"{mode}_epochs",
                                                            int(d.get("epochs", 10)), bounds=(1, hi))))
