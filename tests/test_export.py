@@ -10,6 +10,7 @@ from conftest import make_image_folder
 
 from tlviz.data import load_dataset
 from tlviz.export import export_run, load_exported
+from tlviz.predictors import Predictor
 from tlviz.runs import Ledger
 from tlviz.train import TrainConfig, load_predictor, train
 
@@ -37,6 +38,9 @@ def test_export_round_trip(mode, backbone, head, setup, tmp_path):
     r = train(TrainConfig(dataset="tiny", backbone=backbone, head=head, mode=mode, epochs=2,
                           extra=extra), dataset=ds, ledger=led)
     images = [ds.load(i) for i in range(6)]
+    assert isinstance(r.model, Predictor)  # the one protocol, whatever the mode
+    np.testing.assert_allclose(r.model.predict_proba(images),
+                               load_predictor(led, r.run_id).predict_proba(images), atol=1e-5)
     ref = load_predictor(led, r.run_id).predict_proba(images)
     paths = export_run(led, r.run_id, tmp_path / "model")
     assert {p.name for p in paths.values()} == {"model.onnx", "model.safetensors", "model.json"}
@@ -49,7 +53,8 @@ def test_export_round_trip(mode, backbone, head, setup, tmp_path):
         got = pred.predict_proba(images)
         assert got.shape == (6, 3)
         np.testing.assert_allclose(got, ref, atol=1e-4)
-        assert list(pred.classes) == ds.classes
+        assert list(pred.classes) == ds.classes and isinstance(pred, Predictor)
+        assert (pred.predict(images) == got.argmax(1)).all()
 
 
 def test_safetensors_only_export_loads_with_torch(setup, tmp_path):

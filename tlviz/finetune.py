@@ -48,6 +48,7 @@ from tlviz.errors import BadInput, UnknownName
 from tlviz.loop import predict_logits, train_epochs
 from tlviz.modes import Context, ModeOutput
 from tlviz.nets import FeatureNet
+from tlviz.predictors import Predictor
 from tlviz.preprocess import Preprocess
 
 SCRATCH_MEAN, SCRATCH_STD = 0.5, 0.25  # fixed normalisation for networks trained from scratch
@@ -268,7 +269,8 @@ def _train_small(ctx: Context, mode: str) -> ModeOutput:
     preds = {s: (idx, predict_logits(model, images[idx], lambda xb: _prep(xb, mean, std))
                  .argmax(1).numpy() if len(idx) else idx) for s, idx in parts.items()}
     weights = {**_state(model, "model."), "meta.json": _meta_array(meta)}
-    predictor = TorchPredictor(model, plain_preprocess(size, gray, mean, std), list(ds.classes))
+    predictor = TorchPredictor(model, plain_preprocess(size, gray, mean, std), list(ds.classes),
+                               meta)
     return ModeOutput(preds, history, weights, {"decode": t_decode, "train": t_train}, predictor)
 
 
@@ -494,7 +496,8 @@ def fine_tune(ctx: Context) -> ModeOutput:
     weights.update(_state(head, "head."))
     weights["meta.json"] = _meta_array(meta)
     model_full = FineTuned(net, head).eval()
-    predictor = TorchPredictor(model_full, spec.preprocess, list(ds.classes), feature_net=net)
+    predictor = TorchPredictor(model_full, spec.preprocess, list(ds.classes), meta,
+                               feature_net=net)
     return ModeOutput(preds, [rec0, *history], weights, timings, predictor)
 
 
@@ -502,17 +505,25 @@ def fine_tune(ctx: Context) -> ModeOutput:
 
 
 @dataclasses.dataclass
-class TorchPredictor:
+class TorchPredictor(Predictor):
     """A trained torch model with its preprocessing: PIL images in, probabilities out.
 
-    ``feature_net`` (fine-tuned runs) maps images to pooled features, for embedding
-    images before/after fine-tuning.
+    ``meta``: the model's JSON description (:func:`build_model` rebuilds it from that and
+    the weights). ``feature_net`` (fine-tuned runs) maps images to pooled features, for
+    embedding images before/after fine-tuning.
     """
 
     model: nn.Module
-    prep: Preprocess
+    preprocess: Preprocess
     classes: list[str]
+    meta: dict
     feature_net: FeatureNet | None = None
+
+    kind = "torch"
+
+    @property
+    def prep(self) -> Preprocess:
+        return self.preprocess
 
     def predict_proba(self, images: list) -> np.ndarray:
         if not len(images):
@@ -522,8 +533,25 @@ class TorchPredictor:
         with torch.no_grad():
             return torch.softmax(self.model(x), 1).numpy()
 
-    def predict(self, images: list) -> np.ndarray:
-        return self.predict_proba(images).argmax(1)
+    def describe(self) -> dict:
+        return {"kind": self.kind, "meta": self.meta}
+
+    def state(self) -> dict[str, np.ndarray]:
+        prefix = "" if self.meta["arch"] == "fine-tune" else "model."  # FineTuned has net./head.
+        return _state(self.model, prefix)
+
+    def probabilities_module(self) -> nn.Module:
+        from tlviz.headnets import Probabilities
+
+        return Probabilities(self.model)
+
+    @classmethod
+    def from_state(cls, description: dict, state: dict, classes: list[str],
+                   folder=None) -> TorchPredictor:
+        """From ``describe()`` and ``state()`` (every weight included: nothing pretrained)."""
+        meta = description["meta"]
+        model, prep, net = build_model(meta, state, len(classes), pretrained=False)
+        return cls(model, prep, list(classes), meta, feature_net=net)
 
 
 def build_model(meta: dict, weights: dict[str, np.ndarray], n_classes: int,
@@ -552,7 +580,7 @@ def load_predictor(run: dict, weights: dict[str, np.ndarray]) -> TorchPredictor:
     """A predictor for a pixels-mlp, scratch-cnn or fine-tune run from the ledger."""
     meta = read_meta(weights)
     model, prep, net = build_model(meta, weights, len(run["classes"]))
-    return TorchPredictor(model, prep, list(run["classes"]), feature_net=net)
+    return TorchPredictor(model, prep, list(run["classes"]), meta, feature_net=net)
 
 
 __all__ = ["FineTuned", "TorchPredictor", "augment_config", "augmented_features", "build_model", "decoded",

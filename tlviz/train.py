@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tlviz.backbones import get_backbone_spec
 from tlviz.data import ImageDataset, load_dataset
 from tlviz.embed import embed, embed_images
 from tlviz.errors import BadInput, Cancelled
@@ -34,6 +35,7 @@ from tlviz.modes import (
     register_mode,
 )
 from tlviz.options import AugmentConfig
+from tlviz.predictors import Predictor
 from tlviz.runs import Ledger
 
 
@@ -154,17 +156,26 @@ def _augmented_features(ctx: Context, emb, Xtr, ytr, views: int):
     return np.concatenate([Xtr, feats]), np.concatenate([ytr] * (views + 1))
 
 
-
-
 @dataclass
-class FeaturePredictor:
-    """Frozen backbone + fitted head: images in, class probabilities out."""
+class FeaturePredictor(Predictor):
+    """Frozen backbone + fitted head: images in, class probabilities out.
+
+    ``net``: the backbone with its weights when rebuilt from an export (no pretrained
+    weights needed); None uses the registered backbone (and its cached ONNX session).
+    """
 
     backbone: str
     head_name: str
     head_params: dict
     head: object
     classes: list[str]
+    net: object = None  # tlviz.nets.FeatureNet
+
+    kind = "feature-extraction"
+
+    @property
+    def prep(self):
+        return get_backbone_spec(self.backbone).preprocess
 
     def votes(self) -> int | None:
         """k for a kNN head (its probabilities are shares of k neighbours' votes), else None."""
@@ -172,10 +183,54 @@ class FeaturePredictor:
         return None if k is None else int(np.ravel(k)[0])
 
     def predict_proba(self, images: list) -> np.ndarray:
-        X = embed_images(images, self.backbone)
         proba = np.zeros((len(images), len(self.classes)))
-        proba[:, self.head.classes_.astype(int)] = self.head.predict_proba(X)
+        if len(images):
+            X = (embed_images(images, self.backbone) if self.net is None else
+                 embed_images(images, self.net, get_backbone_spec(self.backbone)))
+            proba[:, np.asarray(self.head.classes_).astype(int)] = self.head.predict_proba(X)
         return proba
+
+    def _net(self):
+        if self.net is None:
+            from tlviz.backbones import create_backbone
+
+            self.net = create_backbone(self.backbone)
+        return self.net
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "backbone": self.backbone, "head": self.head_name,
+                "head_params": self.head_params, "backbone_weights": "included"}
+
+    def state(self) -> dict[str, np.ndarray]:
+        out = {f"net.{k}": v.detach().numpy() for k, v in self._net().state_dict().items()}
+        out.update({f"head.{k}": np.asarray(v) for k, v in self.head.get_state().items()})
+        return out
+
+    def probabilities_module(self):
+        from tlviz.headnets import Probabilities, head_module
+
+        return Probabilities(self._net(), head_module(self.head_name, self.head, len(self.classes)))
+
+    @classmethod
+    def from_state(cls, description: dict, state: dict, classes: list[str],
+                   folder=None) -> FeaturePredictor:
+        """From ``describe()`` and ``state()`` (the backbone's ``net.*`` weights included, so no
+        pretrained file is needed), or from a ledger run (head only: the registered backbone)."""
+        import torch
+
+        from tlviz.backbones import create_backbone
+
+        d = description
+        head = head_from_state(d["head"], dict(d.get("head_params") or {}),
+                               {k[5:]: v for k, v in state.items() if k.startswith("head.")})
+        net = None
+        if d.get("backbone_weights") == "included":
+            net = create_backbone(d["backbone"], pretrained=False)
+            net.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in state.items()
+                                 if k.startswith("net.")})
+            net.eval()
+        return cls(d["backbone"], d["head"], dict(d.get("head_params") or {}), head,
+                   list(classes), net)
 
 
 def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
@@ -237,9 +292,8 @@ def load_feature_predictor(run: dict, weights: dict[str, np.ndarray]) -> Feature
     params = dict(cfg.get("head_params") or {})
     if cfg["head"] == "mlp":
         params.setdefault("seed", cfg.get("seed", 0))
-    head = head_from_state(cfg["head"], params,
-                           {k[5:]: v for k, v in weights.items() if k.startswith("head.")})
-    return FeaturePredictor(cfg["backbone"], cfg["head"], params, head, run["classes"])
+    return FeaturePredictor.from_state({"backbone": cfg["backbone"], "head": cfg["head"],
+                                        "head_params": params}, weights, run["classes"])
 
 
 __all__ = ["MODES", "Cancelled", "Context", "FeaturePredictor", "ModeOutput", "RunResult",
