@@ -72,8 +72,7 @@ class OnnxPredictor(Predictor):
     def predict_proba(self, images: list) -> np.ndarray:
         if not len(images):
             return np.zeros((0, len(self.classes)))
-        x = np.stack([self.prep(im) for im in images]).astype(np.float32)
-        return self.session.run(None, {"images": x})[0]
+        return self.session.run(None, {"images": self.batch(images)})[0]
 
 
 def load_exported(folder: str | os.PathLike, backend: str = "auto") -> Predictor:

@@ -528,7 +528,7 @@ class TorchPredictor(Predictor):
     def predict_proba(self, images: list) -> np.ndarray:
         if not len(images):
             return np.zeros((0, len(self.classes)))
-        x = torch.from_numpy(np.stack([self.prep(im) for im in images]))
+        x = torch.from_numpy(self.batch(images))
         self.model.eval()
         with torch.no_grad():
             return torch.softmax(self.model(x), 1).numpy()

@@ -55,6 +55,10 @@ class Predictor:
     def predict_proba(self, images: list) -> np.ndarray:
         raise NotImplementedError
 
+    def batch(self, images: list) -> np.ndarray:
+        """PIL images -> the model's input, ``(n, C, H, W)`` float32 (by ``prep``)."""
+        return np.stack([self.prep(im) for im in images]).astype(np.float32)
+
     def predict(self, images: list) -> np.ndarray:
         """Index of the most probable class for each image."""
         return self.predict_proba(images).argmax(1)
