@@ -15,11 +15,12 @@ from tlviz.plots import counts_figure
 from ui import cache, sidebar, state, widgets
 from ui.text import esc
 
+TABS = ["Look at the data", "All datasets", "Upload a .zip", "Webcam dataset"]
 choices = sidebar.choices()
 st.title("Data")
-
-tab_look, tab_all, tab_zip, tab_cam = st.tabs(
-    ["Look at the data", "All datasets", "Upload a .zip", "Webcam dataset"])
+if widgets.show_opened():  # just uploaded or saved: show what was opened
+    st.session_state["data_tab"] = TABS[0]
+tab_look, tab_all, tab_zip, tab_cam = st.tabs(TABS, key="data_tab", on_change="rerun")
 
 # ----------------------------------------------------------------------------- look
 with tab_look:
@@ -119,7 +120,7 @@ with tab_zip:
                     ds = load_dataset(path)
             root = Path(ds.root)
             folder = next(p for p in (root, *root.parents) if p.parent == config.user_datasets_dir())
-            widgets.use_dataset(folder.name)
+            widgets.use_dataset(folder.name, opened=ds)
         except (BadArchive, DatasetError) as e:
             st.error(esc(e))  # the message names the archive
         except StopIteration:
@@ -157,7 +158,7 @@ with tab_cam:
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     ds_name = c1.text_input("Dataset name", "my-webcam-dataset", key="cam_ds_name")
     if c2.button("Save dataset", type="primary", key="cam_save"):
-        from tlviz.data import save_user_dataset
+        from tlviz.data import load_dataset, save_user_dataset
         from tlviz.safeio import BadImage, sanitize_name
 
         images = {names[k] or f"class {k + 1}": list(photos.get(k, {}).values()) for k in range(int(n_cls))}
@@ -169,7 +170,7 @@ with tab_cam:
                 folder = save_user_dataset(ds_name or "webcam", filled)
                 for k in range(int(n_cls)):
                     photos.get(k, {}).clear()
-                widgets.use_dataset(folder.name)
+                widgets.use_dataset(folder.name, opened=load_dataset(folder))
             except BadImage as e:
                 st.error(f"A photo could not be read: {esc(e)}")
             except Exception as e:  # noqa: BLE001

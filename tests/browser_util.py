@@ -133,10 +133,17 @@ class StreamlitServer:
 @contextlib.contextmanager
 def browser() -> Iterator:
     """A headless Debian chromium driven by Playwright (no Playwright browser download)."""
+    with browser_with_args([]) as b:
+        yield b
+
+
+@contextlib.contextmanager
+def browser_with_args(args: list[str]) -> Iterator:
+    """:func:`browser` with extra Chromium flags (e.g. a fake camera)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *args])
         try:
             yield b
         finally:

@@ -100,13 +100,38 @@ def image_grid(images: Sequence[np.ndarray], captions: Sequence[str] | None = No
             col.image(img, caption=cap, width="stretch")
 
 
-def use_dataset(ref: str) -> None:
-    """Make ``ref`` the chosen dataset everywhere (sidebar, URL) and rerun."""
+def use_dataset(ref: str, opened=None) -> None:
+    """Make ``ref`` the chosen dataset everywhere (sidebar, URL) and rerun.
+
+    ``opened``: the dataset just made (an upload, webcam photos): the Data page then says
+    what was opened and shows it (:func:`show_opened`).
+    """
     from ui import state
 
     cache.refresh_datasets()
+    if opened is not None:
+        st.session_state["data_opened"] = opened_message(ref, opened)
     state.set("dataset", ref, default=state.default_dataset())
     st.rerun()
+
+
+def opened_message(name: str, ds) -> str:
+    """What a new dataset holds, in one line: classes, images per split, skipped files."""
+    from ui.text import esc
+
+    classes = ", ".join(esc(c) for c in ds.classes[:8]) + (" …" if ds.num_classes > 8 else "")
+    splits = " · ".join(f"{s} {int((ds.splits == s).sum()):,}" for s in ds.split_names)
+    skipped = f" · {len(ds.skipped)} file(s) skipped (listed below)" if ds.skipped else ""
+    return (f"Opened **{esc(name)}**: {len(ds):,} images in {ds.num_classes} classes "
+            f"({classes}) · {splits}{skipped}")
+
+
+def show_opened() -> bool:
+    """Show the 'Opened …' confirmation once, after an upload or a webcam save."""
+    msg = st.session_state.pop("data_opened", None)
+    if msg:
+        st.success(msg, icon=":material/check_circle:")
+    return bool(msg)
 
 
 def file_label(ds, i: int) -> str:
