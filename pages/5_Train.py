@@ -72,7 +72,7 @@ if start:
 job = jobs.get("train")
 if job is not None:
     st.markdown(f"##### Run: {esc(job.name)}")
-    sections.watch(job, train_running, sections.live_curves)
+    jobs.watch(job, train_running, sections.live_curves)
     if not job.running:
         sections.outcome(job, ds, choices)
 

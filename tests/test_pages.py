@@ -76,10 +76,11 @@ def test_app_declares_every_page_file_in_menu_order():
     assert [p.path for p in nav.PAGES] == sorted(
         str(f.relative_to(ROOT)) for f in (ROOT / "pages").glob("*.py"))
     assert [p.title for p in nav.PAGES] == ["Home", "Data", "Augmentation", "Embedding space",
-                                           "Explore", "Train", "Compare", "Predict"]
+                                           "Explore", "Sweeps & morphs", "Train", "Compare",
+                                           "Predict"]
     # the URLs of Streamlit's pages/ convention, kept: links and bookmarks still work
     assert [p.url_path for p in nav.PAGES] == ["", "Data", "Augmentation", "Embedding_space",
-                                              "Explore", "Train", "Compare", "Predict"]
+                                              "Explore", "Sweeps", "Train", "Compare", "Predict"]
     assert all(p.icon.startswith(":material/") for p in nav.PAGES)  # no emoji font needed
 
 

@@ -517,8 +517,9 @@ def satellites_figure(coords: np.ndarray, labels: np.ndarray, classes: Sequence[
 
 def animation_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray,
                      classes: Sequence[str], indices: np.ndarray, steps: int = 12,
-                     height: int = 560):
-    """One scatter that morphs from the ``before`` layout into ``after`` (play / slider)."""
+                     height: int = 560, names: tuple[str, str] = ("frozen", "fine-tuned")):
+    """One scatter that morphs from the ``before`` layout into ``after`` (play / slider);
+    ``names`` label the two ends on the buttons and the slider."""
     import plotly.graph_objects as go
 
     from tlviz.plots import embedding_figure
@@ -540,11 +541,12 @@ def animation_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray,
         xaxis_range=[lo[0], hi[0]], yaxis_range=[lo[1], hi[1]], dragmode="pan",
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "y": 1.08,
                       "xanchor": "left", "buttons": [
-                          {"label": "▶ frozen → fine-tuned", "method": "animate",
+                          {"label": "▶ play", "method": "animate",
                            "args": [None, play]},
                           {"label": "◀ back", "method": "animate",
                            "args": [[str(n) for n in reversed(range(len(frames)))], play]}]}],
-        sliders=[{"active": 0, "currentvalue": {"prefix": "fine-tuning: "}, "pad": {"t": 10},
+        sliders=[{"active": 0, "currentvalue": {"prefix": f"{names[0]} → {names[1]}: "},
+                  "pad": {"t": 10},
                   "steps": [{"label": f"{n / (len(frames) - 1):.0%}", "method": "animate",
                              "args": [[str(n)], {"mode": "immediate", "frame": {"duration": 0},
                                                  "transition": {"duration": 0}}]}

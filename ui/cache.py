@@ -176,6 +176,33 @@ def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed
     return idx, coords
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def morph(ref: str, backbone: str, other: str | None, seed: int = 0,
+          method_from: str = "pca") -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+    """(indices, from-layout, to-layout aligned to it, disparity) of the dataset's images:
+    ``other=None``: the same features by ``method_from`` then UMAP; else ``backbone``'s UMAP
+    into ``other``'s UMAP (the images both could read). None when ``other`` cannot embed."""
+    from tlviz.sweeps import morph as aligned_pair
+
+    emb = embeddings(ref, backbone, seed)
+    idx = emb.indices(None)
+    if other is None:
+        X = np.asarray(emb.features[idx], np.float32)
+        key = f"{emb.key}:all:{len(idx)}"
+        a, b, d = aligned_pair(X, X, method_from, "umap", keys=(key, key))
+        return idx, a, b, d
+    try:
+        emb2 = embeddings(ref, other, seed)
+    except Exception:  # noqa: BLE001 - the page says the other backbone could not embed
+        return None
+    both = np.intersect1d(idx, emb2.indices(None))
+    keys = tuple(f"{e.key}:all:{len(e.indices(None))}" if len(both) == len(e.indices(None))
+                 else None for e in (emb, emb2))
+    a, b, d = aligned_pair(np.asarray(emb.features[both], np.float32),
+                           np.asarray(emb2.features[both], np.float32), "umap", "umap", keys=keys)
+    return both, a, b, d
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
                method: str | None = None, dim: int = 2) -> dict[str, float]:

@@ -20,6 +20,7 @@ from typing import Any
 import streamlit as st
 
 _KEY = "job."
+POLL_SECONDS = 1.0  # the watcher's refresh while a job runs
 
 
 @dataclass
@@ -89,6 +90,24 @@ def get(key: str) -> Job | None:
 
 def forget(key: str) -> None:
     st.session_state.pop(_KEY + key, None)
+
+
+def watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
+    """``job``'s progress bar and ``draw(job)``; redrawn every second while it runs (a
+    fragment: the rest of the page is not rerun). ``was_running``: the page drew its
+    controls as busy, so they are redrawn (a full rerun) once the job has ended."""
+    st.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(job, was_running, draw)
+
+
+def _watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
+    if was_running and not job.running:
+        st.rerun()
+    if job.running:
+        done, total, msg = job.progress or (0, 0, "starting")
+        epochs_txt = f" · epoch {len(job.records)}" if job.records else ""
+        st.progress(min(1.0, done / total) if total else 0.0,
+                    text=f"{msg or 'working'}{epochs_txt} · {job.seconds:.0f} s")
+    draw(job)
 
 
 def request_stop(key: str) -> None:

@@ -26,11 +26,13 @@ PAGES = (
     PageSpec("pages/3_Embedding_space.py", "Embedding space", ":material/scatter_plot:",
              "Embedding_space"),
     PageSpec("pages/4_Explore.py", "Explore", ":material/travel_explore:", "Explore"),
+    PageSpec("pages/4_Sweeps.py", "Sweeps & morphs", ":material/grid_view:", "Sweeps"),
     PageSpec("pages/5_Train.py", "Train", ":material/model_training:", "Train"),
     PageSpec("pages/6_Compare.py", "Compare", ":material/stacked_line_chart:", "Compare"),
     PageSpec("pages/7_Predict.py", "Predict", ":material/image_search:", "Predict"),
 )
-HOME, DATA, AUGMENTATION, EMBEDDING, EXPLORE, TRAIN, COMPARE, PREDICT = (p.path for p in PAGES)
+HOME, DATA, AUGMENTATION, EMBEDDING, EXPLORE, SWEEPS, TRAIN, COMPARE, PREDICT = (
+    p.path for p in PAGES)
 ICONS = {p.path: p.icon for p in PAGES}
 
 

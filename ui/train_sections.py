@@ -4,7 +4,6 @@ the ladder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -30,7 +29,6 @@ MODE_HELP = {
 C_VALUES = ["auto", 0.01, 0.1, 1.0, 10.0, 100.0]  # auto: chosen by CV inside the train split
 K_VALUES = ["auto", 1, 3, 5, 7, 9, 15, 25]
 HIDDEN = [0, 32, 64, 128, 256, 512]
-POLL_SECONDS = 1.0  # the watcher's refresh while a job runs
 CELL, CONFUSION = "train.cell", "train.confusion"  # session keys: picked cell, matrix clicks
 
 
@@ -139,24 +137,6 @@ def start_training(cfg, ds, choices: Choices) -> None:
     jobs.start("train", run_label(cfg), work, cfg=cfg, ref=choices.dataset, seed=choices.seed)
     jobs.forget("ladder")
     st.rerun()  # redraw with Stop enabled
-
-
-def watch(job: jobs.Job, was_running: bool, draw: Callable[[jobs.Job], None]) -> None:
-    """``job``'s progress bar and ``draw(job)``; redrawn every second while it runs (a
-    fragment: the rest of the page is not rerun). ``was_running``: the page drew its
-    controls as busy, so they are redrawn (a full rerun) once the job has ended."""
-    st.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(job, was_running, draw)
-
-
-def _watch(job: jobs.Job, was_running: bool, draw: Callable[[jobs.Job], None]) -> None:
-    if was_running and not job.running:
-        st.rerun()
-    if job.running:
-        done, total, msg = job.progress or (0, 0, "starting")
-        epochs_txt = f" · epoch {len(job.records)}" if job.records else ""
-        st.progress(min(1.0, done / total) if total else 0.0,
-                    text=f"{msg or 'working'}{epochs_txt} · {job.seconds:.0f} s")
-    draw(job)
 
 
 def live_curves(job: jobs.Job) -> None:
@@ -284,7 +264,7 @@ def ladder(choices: Choices, busy: bool, was_running: bool) -> None:
     job = jobs.get("ladder")
     if job is None:
         return
-    watch(job, was_running, lambda j: None)
+    jobs.watch(job, was_running, lambda j: None)
     if job.running:
         return
     from tlviz.train import Cancelled
