@@ -283,6 +283,19 @@ def fit(ctx: Context, model: nn.Module, opt, epochs: int, epoch_data: Callable[[
     return history
 
 
+def _outputs(parts: dict[str, np.ndarray], logits: Callable[[str], torch.Tensor]
+             ) -> tuple[dict, dict]:
+    """Predictions per split (indices, arg-max) and the val probabilities (softmax; for the
+    run's calibration error) from ``logits(split)``."""
+    preds, proba = {}, {}
+    for s, idx in parts.items():
+        z = logits(s) if len(idx) else None
+        preds[s] = (idx, z.argmax(1).numpy() if z is not None else idx)
+        if s == "val" and z is not None:
+            proba[s] = torch.softmax(z.float(), 1).numpy()
+    return preds, proba
+
+
 def _split_indices(ds: ImageDataset, valid: np.ndarray) -> dict[str, np.ndarray]:
     return {s: np.flatnonzero((ds.splits == s) & valid) for s in ds.split_names}
 
@@ -355,11 +368,12 @@ def _train_small(ctx: Context, mode: str) -> ModeOutput:
                   images[va], _labels(ds, va), batch_size=int(o["batch_size"]),
                   patience=o["patience"], gen=gen)
     t_train = time.perf_counter() - t1
-    preds = {s: (idx, _predict_logits(model, images[idx], lambda xb: _prep(xb, mean, std))
-                 .argmax(1).numpy() if len(idx) else idx) for s, idx in parts.items()}
+    preds, proba = _outputs(parts, lambda s: _predict_logits(model, images[parts[s]],
+                                                             lambda xb: _prep(xb, mean, std)))
     weights = {**_state(model, "model."), "meta.json": _meta_array(meta)}
     predictor = TorchPredictor(model, plain_preprocess(size, gray, mean, std), list(ds.classes))
-    return ModeOutput(preds, history, weights, {"decode": t_decode, "train": t_train}, predictor)
+    return ModeOutput(preds, history, weights, {"decode": t_decode, "train": t_train}, predictor,
+                      probabilities=proba)
 
 
 def train_pixels_mlp(ctx: Context) -> ModeOutput:
@@ -578,8 +592,7 @@ def fine_tune(ctx: Context) -> ModeOutput:
                   acts.get("val", torch.zeros(0)), _labels(ds, va),
                   batch_size=int(o["batch_size"]), patience=o["patience"], freeze_bn=True, gen=gen)
     timings["train"] = time.perf_counter() - t0
-    preds = {s: (idx, _predict_logits(model, acts[s], as_input).argmax(1).numpy()
-                 if len(idx) else idx) for s, idx in parts.items()}
+    preds, proba = _outputs(parts, lambda s: _predict_logits(model, acts[s], as_input))
     net.to(memory_format=torch.contiguous_format)
     meta = {"arch": "fine-tune", "backbone": spec.name, "n_trainable_blocks": n,
             "first_trainable_stage": k, "hidden": int(o["hidden"]), "dropout": float(o["dropout"]),
@@ -591,7 +604,7 @@ def fine_tune(ctx: Context) -> ModeOutput:
     weights["meta.json"] = _meta_array(meta)
     model_full = FineTuned(net, head).eval()
     predictor = TorchPredictor(model_full, spec.preprocess, list(ds.classes), feature_net=net)
-    return ModeOutput(preds, [rec0, *history], weights, timings, predictor)
+    return ModeOutput(preds, [rec0, *history], weights, timings, predictor, probabilities=proba)
 
 
 # ----------------------------------------------------------------------------- predictors
