@@ -27,7 +27,7 @@ import numpy as np
 
 from tlviz import config
 from tlviz.errors import BadInput, UnknownName
-from tlviz.metrics import wilson_interval
+from tlviz.metrics import accuracy_interval
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -294,8 +294,7 @@ class Ledger:
             df = pd.read_sql_query(q + " ORDER BY id DESC", db, params=args)
         df["created"] = pd.to_datetime(df["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
         for split in ("val", "test"):  # 95% Wilson interval of each accuracy
-            ci = [wilson_interval(round(a * n), int(n)) if a == a and n == n and n else
-                  (float("nan"), float("nan")) for a, n in zip(df[f"{split}_accuracy"], df[f"n_{split}"])]
+            ci = [accuracy_interval(a, n) for a, n in zip(df[f"{split}_accuracy"], df[f"n_{split}"])]
             df[f"{split}_low"] = [c[0] for c in ci]
             df[f"{split}_high"] = [c[1] for c in ci]
         return df
