@@ -184,3 +184,15 @@ def test_knn_is_not_temperature_scaled():
     r = train(TrainConfig(dataset="digits", backbone="pixels", head="knn"), dataset=ds, ledger=None)
     assert r.temperature is None and "temperature" not in r.chosen
     assert r.val_ece is not None and r.reliability  # vote shares still get an ECE
+
+
+def test_reliability_figure_draws_bins_against_the_diagonal():
+    from tlviz.plots import reliability_figure
+
+    p, y = random_proba(200, 3, 9)
+    one = reliability_figure({"val": reliability(p, y)})
+    kinds = [t.type for t in one.data]
+    assert kinds == ["scatter", "bar", "scatter"] and one.data[0].name == "perfectly calibrated"
+    assert list(one.data[1].customdata) == [b["count"] for b in reliability(p, y)]
+    two = reliability_figure({"<b>#1</b>": reliability(p, y), "#2": reliability(*random_proba(50, 3, 1))})
+    assert [t.type for t in two.data] == ["scatter"] * 3 and "<b>" not in two.data[1].name
