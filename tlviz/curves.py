@@ -200,17 +200,21 @@ def ladder_figure(table, *, height: int = 360) -> go.Figure:
     """The ladder as bars: mean val accuracy per step (± std over seeds), test as markers.
 
     ``table`` has columns ``step``, ``mode``, ``augment``, ``val_mean``, ``val_std`` and
-    optionally ``test_mean`` (tlviz.ladder's ``LadderResult.table``).
+    optionally ``test_mean`` and ``n_val`` (tlviz.ladder's ``LadderResult.table``); with
+    ``n_val`` the hover gives the 95% interval of the mean on the val images.
     """
+    from tlviz.metrics import accuracy_text
+
     recs = _records(table)
     labels = [_ladder_label(r) for r in recs]
     val = _column(recs, "val_mean")
     std = [v or 0.0 for v in _column(recs, "val_std")]
+    hover = [accuracy_text(v, r.get("n_val"), s) for v, s, r in zip(val, std, recs)]
     fig = go.Figure(go.Bar(
         x=labels, y=val, name="val (mean ± std)", marker_color=PALETTE[0],
-        error_y={"type": "data", "array": std, "visible": True},
+        error_y={"type": "data", "array": std, "visible": True}, customdata=hover,
         text=[None if v is None else f"{v:.1%}" for v in val], textposition="outside",
-        cliponaxis=False, hovertemplate="%{x}<br>val %{y:.1%}<extra></extra>"))
+        cliponaxis=False, hovertemplate="%{x}<br>val %{customdata}<extra></extra>"))
     test = _column(recs, "test_mean")
     if any(v is not None for v in test):
         fig.add_trace(go.Scatter(x=labels, y=test, name="test (mean)", mode="markers",
