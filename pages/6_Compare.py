@@ -18,7 +18,7 @@ LATEST = 4
 
 
 def augment_text(raw) -> str:
-    if not raw:
+    if not raw or raw != raw:  # None, "", {} or NaN (a column of None read by pandas)
         return "off"
     try:
         d = json.loads(raw) if isinstance(raw, str) else raw
@@ -57,20 +57,25 @@ st.plotly_chart(curves_figure({labels[i]: histories[i] for i in run_ids}, height
                               finals=finals),
                 key="compare.curves", config={"displayModeBar": False})
 
-table["augment"] = table["augment"].map(augment_text)
-table["what"] = [labels[int(i)].split(" ", 1)[1] for i in table["id"]]
-table["epochs"] = [("" if e is None or e != e else str(int(e))) for e in table["epochs"]]
+# head or mode, epochs and augmentation in one column: the table fits 1280 px with its intervals
+table["what"] = [" · ".join([labels[int(r["id"])].split(" ", 1)[1]]
+                            + ([f"{int(r['epochs'])} ep"] if r["epochs"] == r["epochs"]
+                               and r["epochs"] is not None else [])
+                            + (["aug"] if augment_text(r["augment"]) == "on" else []))
+                 for _, r in table.iterrows()]
 for split in ("val", "test"):
     table[f"{split}_text"] = [accuracy_text(a, n) for a, n in
                               zip(table[f"{split}_accuracy"], table[f"n_{split}"])]
-cols = ["id", "dataset", "backbone", "what", "augment", "epochs", "val_text", "test_text",
-        "val_ece", "temperature", "seconds", "created"]
+table["t_text"] = ["—" if t is None or t != t else f"{t:.2f}" for t in table["temperature"]]
+cols = ["id", "dataset", "backbone", "what", "val_text", "test_text", "val_ece", "t_text",
+        "seconds"]  # when each run was made: in the exports
 st.dataframe(
     table[cols], hide_index=True, width="stretch",
     column_config={
         "id": st.column_config.NumberColumn("run", format="#%d", width="small"),
-        "what": st.column_config.TextColumn("head / mode"),
-        "epochs": st.column_config.TextColumn("epochs", width="small"),
+        "what": st.column_config.TextColumn(
+            "head / mode", help="The head (frozen backbone) or training mode; epochs when set; "
+                                "'aug': trained with augmentation"),
         "val_text": st.column_config.TextColumn(
             "val acc (95% CI)", help="Validation accuracy and its 95% Wilson interval"),
         "test_text": st.column_config.TextColumn(
@@ -79,12 +84,12 @@ st.dataframe(
             "val ECE", format="%.3f", width="small",
             help="Expected calibration error on val (15 bins): the mean gap between how sure "
                  "the run is and how often it is right. 0 = probabilities mean what they say."),
-        "temperature": st.column_config.NumberColumn(
-            "T", format="%.2f", width="small",
+        "t_text": st.column_config.TextColumn(
+            "T", width="small",
             help="Temperature the logits are divided by (fitted on the training split; 1 = "
                  "kept as trained; empty = not scaled: kNN vote shares, trained networks)."),
-        "seconds": st.column_config.NumberColumn("time (s)", format="%.1f"),
-        "created": st.column_config.TextColumn("when"),
+        "seconds": st.column_config.NumberColumn("s", format="%.1f", width="small",
+                                                 help="Training time in seconds"),
     })
 
 bins = {labels[i]: ledger.get_run(i).get("reliability") or [] for i in run_ids}

@@ -83,9 +83,9 @@ with right:
                    "images in each class." if k else None)
     ece, t = row.get("val_ece"), row.get("temperature")
     if ece is not None and ece == ece:
-        st.caption(f"On its {int(row['n_val'])} validation images this run was right "
-                   f"{accuracy_text(row['val_accuracy'], row['n_val'])} of the time; its confidence "
-                   f"was off by {100 * ece:.1f} points on average (ECE)"
+        st.caption(f"Validation: right on {accuracy_text(row['val_accuracy'], row['n_val'])} "
+                   f"of {int(row['n_val'])} images (95% interval in brackets); its confidence was "
+                   f"off by {100 * ece:.1f} points on average (ECE)"
                    + (f", after dividing its logits by a temperature of {t:.2f} fitted on the "
                       "training images." if t is not None and t == t and t != 1 else "."))
     st.plotly_chart(proba_figure(proba, classes, top=10), key="predict.proba",

@@ -165,9 +165,8 @@ def reliability_figure(runs: dict[str, Sequence[dict]], height: int = 380,
         height=height, font=FONT, title=title, bargap=0, plot_bgcolor="#fbfbfd",
         margin={"l": 10, "r": 10, "t": 60 if title else 30, "b": 10},
         legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
-        xaxis={"title": "confidence (top class)", "range": [0, 1.0], "tickformat": ".0%",
-               "constrain": "domain"},
-        yaxis={"title": "accuracy", "range": [0, 1.02], "tickformat": ".0%"})
+        xaxis={"title": "confidence (top class)", "range": [0, 1.03], "tickformat": ".0%"},
+        yaxis={"title": "accuracy", "range": [0, 1.05], "tickformat": ".0%"})
     return fig
 
 

@@ -232,7 +232,8 @@ def calibration(r, cfg) -> None:
         else:
             st.caption("A temperature fitted on the training images did not lower their "
                        "calibration error, so the probabilities are kept as trained (T = 1).")
-        st.caption("Bars below the diagonal: the run is more sure than it is right.")
+        st.caption("Bars below the diagonal: the run is more sure than it is right. Hover a "
+                   "bar for its number of images: a bin of two images says little.")
 
 
 def thumb_caption(ds, i: int) -> str:
