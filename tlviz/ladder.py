@@ -276,6 +276,8 @@ def images_per_class_curve(dataset: str | ImageDataset, backbone: str = "mobilen
             params = dict(head_params or {})
             if head == "mlp":
                 params.setdefault("seed", int(seed))
+            if head in ("logistic", "mlp"):  # accuracy only: a temperature cannot change it
+                params.setdefault("temperature", 1.0)
             if head == "knn":
                 params.setdefault("n_neighbors", 5)
                 params["n_neighbors"] = min(params["n_neighbors"], len(pick))
