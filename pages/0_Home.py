@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from tlviz.metrics import accuracy_interval
 from ui import cache, sidebar, widgets
 from ui.text import esc
 
@@ -27,19 +28,21 @@ def _step_of(row) -> int:
     return 1
 
 
-def _best_per_step(dataset: str) -> list[tuple[float, str] | None]:
-    """Best val accuracy per step among completed runs on ``dataset`` (None: no run yet)."""
+def _best_per_step(dataset: str) -> list[tuple[float, str, int] | None]:
+    """Best val accuracy per step among completed runs on ``dataset``, with its label and
+    number of val images (None: no run yet)."""
     try:
         runs = cache.ledger().list_runs(status="completed")
     except Exception:  # noqa: BLE001 - an unreadable ledger must not break the home page
         return [None, None, None]
     runs = runs[(runs["dataset"] == dataset) & runs["val_accuracy"].notna()]
-    best: list[tuple[float, str] | None] = [None, None, None]
+    best: list[tuple[float, str, int] | None] = [None, None, None]
     for _, r in runs.iterrows():
         k = _step_of(r)
         label = f"{r['backbone']} + {r['head']}" if r["mode"] == "feature-extraction" else r["mode"]
         if best[k] is None or r["val_accuracy"] > best[k][0]:
-            best[k] = (float(r["val_accuracy"]), label)
+            n = r["n_val"]
+            best[k] = (float(r["val_accuracy"]), label, 0 if n != n else int(n))
     return best
 
 
@@ -68,8 +71,11 @@ for col, (title, text), result in zip(st.columns(3, gap="medium", border=True), 
             st.metric("val accuracy", "—",
                       help="No run yet on this dataset: train one (button below or Train page).")
         else:
+            lo, hi = accuracy_interval(result[0], result[2])
             st.metric("val accuracy", f"{result[0]:.1%}",
                       help=f"best completed run: {result[1]}")
+            if lo == lo:
+                st.caption(f"95% CI {lo:.1%}–{hi:.1%} · n={result[2]}")
         st.write(text)
 
 story_backbone = choices.backbone if choices.backbone != "pixels" else "mobilenet_v2"

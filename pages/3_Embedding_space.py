@@ -12,7 +12,7 @@ from functools import partial
 
 import streamlit as st
 
-from tlviz.metrics import METRIC_HELP
+from tlviz.metrics import METRIC_HELP, accuracy_interval
 from tlviz.plots import embedding_figure
 from ui import cache, nav, sidebar, state, widgets
 from ui.text import esc
@@ -101,6 +101,10 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
         for mcol, (key, label, fmt) in zip(mcols, METRICS):
             mcol.metric(label, fmt.format(report[key]), help=METRIC_HELP[key] +
                         " — measured on the full feature vectors, not on the picture.")
+            if key == "knn5_loo_accuracy" and report[key] == report[key]:
+                n = len(emb.indices(split_arg))
+                lo, hi = accuracy_interval(report[key], n)
+                mcol.caption(f"95% CI {lo:.1%}–{hi:.1%} · n={n:,}")
         if names is None:
             names = [widgets.file_label(ds, i) for i in range(len(ds))]
         fig = embedding_figure(coords, emb.labels[idx], ds.classes, idx,

@@ -1,4 +1,5 @@
-"""Compare: overlay the learning curves of several runs (the Keras book's closing chart)."""
+"""Compare: overlay the learning curves of several runs (the Keras book's closing chart),
+their accuracies with 95% intervals, and how well their probabilities are calibrated."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import streamlit as st
 
 from tlviz.curves import curves_figure
+from tlviz.metrics import accuracy_text
+from tlviz.plots import reliability_figure
 from ui import cache, sidebar, state, widgets
 
 choices = sidebar.choices()
@@ -15,7 +18,7 @@ LATEST = 4
 
 
 def augment_text(raw) -> str:
-    if not raw:
+    if not raw or raw != raw:  # None, "", {} or NaN (a column of None read by pandas)
         return "off"
     try:
         d = json.loads(raw) if isinstance(raw, str) else raw
@@ -26,7 +29,8 @@ def augment_text(raw) -> str:
 
 st.title("Compare runs")
 st.caption("Accuracy (left) and loss (right) per epoch: training dashed, validation solid, one "
-           "colour per run. Heads fitted in one step (kNN, logistic) show as single points.")
+           "colour per run. Heads fitted in one step (kNN, logistic) show as single points. "
+           "The diamond with a bar is the run's final val accuracy and its 95% interval.")
 
 ledger = cache.ledger()
 rows = widgets.runs_or_stop("No runs yet. Train a head on the Train page; every run lands here.")
@@ -46,26 +50,55 @@ run_ids = [int(i) for i in picked]
 labels = {i: f"#{i} {rows[str(i)]['head'] if rows[str(i)]['mode'] == 'feature-extraction' else rows[str(i)]['mode']}"
           for i in run_ids}
 histories = ledger.histories(run_ids)
-st.plotly_chart(curves_figure({labels[i]: histories[i] for i in run_ids}, height=420),
+table = ledger.compare(run_ids)
+finals = {labels[int(r["id"])]: (r["val_accuracy"], r["val_low"], r["val_high"])
+          for _, r in table.iterrows()}
+st.plotly_chart(curves_figure({labels[i]: histories[i] for i in run_ids}, height=420,
+                              finals=finals),
                 key="compare.curves", config={"displayModeBar": False})
 
-table = ledger.compare(run_ids)
-table["augment"] = table["augment"].map(augment_text)
-table["what"] = [labels[int(i)].split(" ", 1)[1] for i in table["id"]]
-table["epochs"] = [("" if e is None or e != e else str(int(e))) for e in table["epochs"]]
-cols = ["id", "dataset", "backbone", "what", "augment", "epochs", "val_accuracy",
-        "test_accuracy", "seconds", "created"]
+# head or mode, epochs and augmentation in one column: the table fits 1280 px with its intervals
+table["what"] = [" · ".join([labels[int(r["id"])].split(" ", 1)[1]]
+                            + ([f"{int(r['epochs'])} ep"] if r["epochs"] == r["epochs"]
+                               and r["epochs"] is not None else [])
+                            + (["aug"] if augment_text(r["augment"]) == "on" else []))
+                 for _, r in table.iterrows()]
+for split in ("val", "test"):
+    table[f"{split}_text"] = [accuracy_text(a, n) for a, n in
+                              zip(table[f"{split}_accuracy"], table[f"n_{split}"])]
+table["t_text"] = ["—" if t is None or t != t else f"{t:.2f}" for t in table["temperature"]]
+cols = ["id", "dataset", "backbone", "what", "val_text", "test_text", "val_ece", "t_text",
+        "seconds"]  # when each run was made: in the exports
 st.dataframe(
     table[cols], hide_index=True, width="stretch",
     column_config={
         "id": st.column_config.NumberColumn("run", format="#%d", width="small"),
-        "what": st.column_config.TextColumn("head / mode"),
-        "epochs": st.column_config.TextColumn("epochs", width="small"),
-        "val_accuracy": st.column_config.NumberColumn("val acc", format="percent"),
-        "test_accuracy": st.column_config.NumberColumn("test acc", format="percent"),
-        "seconds": st.column_config.NumberColumn("time (s)", format="%.1f"),
-        "created": st.column_config.TextColumn("when"),
+        "what": st.column_config.TextColumn(
+            "head / mode", help="The head (frozen backbone) or training mode; epochs when set; "
+                                "'aug': trained with augmentation"),
+        "val_text": st.column_config.TextColumn(
+            "val acc (95% CI)", help="Validation accuracy and its 95% Wilson interval"),
+        "test_text": st.column_config.TextColumn(
+            "test acc (95% CI)", help="Test accuracy and its 95% Wilson interval"),
+        "val_ece": st.column_config.NumberColumn(
+            "val ECE", format="%.3f", width="small",
+            help="Expected calibration error on val (15 bins): the mean gap between how sure "
+                 "the run is and how often it is right. 0 = probabilities mean what they say."),
+        "t_text": st.column_config.TextColumn(
+            "T", width="small",
+            help="Temperature the logits are divided by (fitted on the training split; 1 = "
+                 "kept as trained; empty = not scaled: kNN vote shares, trained networks)."),
+        "seconds": st.column_config.NumberColumn("s", format="%.1f", width="small",
+                                                 help="Training time in seconds"),
     })
+
+bins = {labels[i]: ledger.get_run(i).get("reliability") or [] for i in run_ids}
+if any(bins.values()):
+    with st.expander("Calibration: reliability diagram (val)"):
+        st.plotly_chart(reliability_figure({k: v for k, v in bins.items() if v}, height=360),
+                        key="compare.reliability", config={"displayModeBar": False})
+        st.caption("Per confidence bin: how often the run was right. On the diagonal, "
+                   "probabilities mean what they say; below it, the run is over-confident.")
 
 c1, c2, c3 = st.columns([1, 1, 2])
 c1.download_button("Export CSV", ledger.export_text(run_ids, "csv"), file_name="tlviz-runs.csv",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tlviz.curves import proba_figure
+from tlviz.metrics import accuracy_text
 from ui import cache, sidebar, state, widgets
 from ui.text import esc
 
@@ -80,6 +81,13 @@ with right:
               f"{proba[best]:.1%} sure", delta_color="off", delta_arrow="off",
               help="A kNN head's 'probability' is the share of its k most similar training "
                    "images in each class." if k else None)
+    ece, t = row.get("val_ece"), row.get("temperature")
+    if ece is not None and ece == ece:
+        st.caption(f"Validation: right on {accuracy_text(row['val_accuracy'], row['n_val'])} "
+                   f"of {int(row['n_val'])} images (95% interval in brackets); its confidence was "
+                   f"off by {100 * ece:.1f} points on average (ECE)"
+                   + (f", after dividing its logits by a temperature of {t:.2f} fitted on the "
+                      "training images." if t is not None and t == t and t != 1 else "."))
     st.plotly_chart(proba_figure(proba, classes, top=10), key="predict.proba",
                     config={"displayModeBar": False})
     if len(classes) > 10:

@@ -74,10 +74,16 @@ def test_train_and_runs(capsys, tiny_folder, tmp_path):
         assert code == 0 and res.keys() >= {"run_id", "val_accuracy", "test_accuracy", "seconds"}
         assert 0 <= res["val_accuracy"] <= 1 and res["status"] == "completed"
         assert f"run {res['run_id']}: feature-extraction tiny_random + {head}" in out
+        assert 0 <= res["val_ece"] <= 1 and "val ECE" in out and res["reliability"]
+        assert (res["temperature"] is None) == (head == "knn")  # kNN vote shares are not scaled
         ids.append(res["run_id"])
     a, b = ids
     code, out, _ = run(capsys, "runs", "list", "--json")
-    assert code == 0 and [r["id"] for r in last_json(out)] == [b, a]
+    listed = last_json(out)
+    assert code == 0 and [r["id"] for r in listed] == [b, a]
+    assert listed[1]["temperature"] > 0 and listed[1]["val_ece"] >= 0
+    assert listed[1]["val_low"] <= listed[1]["val_accuracy"] <= listed[1]["val_high"]
+    assert "val_ece" in out.splitlines()[0] and "temperature" in out.splitlines()[0]
     code, out, _ = run(capsys, "runs", "show", a, "--json")
     shown = last_json(out)
     assert shown["id"] == a and shown["config"]["head_params"] == {"C": 0.5}

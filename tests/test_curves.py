@@ -119,3 +119,12 @@ def test_ladder_figure_labels_steps_and_shows_test():
     assert len(no_test.data) == 1
     named = table.assign(step=["pixels-mlp", "scratch-cnn+aug"], augment=[False, True])
     assert list(ladder_figure(named).data[0].x) == ["pixels-mlp", "scratch-cnn+aug"]
+
+
+def test_final_val_accuracy_carries_its_interval_as_an_error_bar():
+    fig = curves_figure({"#1": [{"epoch": 1, "val_acc": 0.8}, {"epoch": 2, "val_acc": 0.9}]},
+                        finals={"#1": (0.9, 0.85, 0.93)})
+    bar = [t for t in fig.data if t.error_y and t.error_y.array is not None]
+    assert len(bar) == 1 and bar[0].y[0] == 0.9
+    assert bar[0].error_y.array[0] == pytest.approx(0.03) and bar[0].error_y.arrayminus[0] == pytest.approx(0.05)
+    assert "95% CI 85.0%–93.0%" in bar[0].hovertemplate

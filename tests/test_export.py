@@ -37,6 +37,9 @@ def test_export_round_trip(mode, backbone, head, setup, tmp_path):
     extra = {"image_size": 32} if mode == "scratch-cnn" else {}
     r = train(TrainConfig(dataset="tiny", backbone=backbone, head=head, mode=mode, epochs=2,
                           extra=extra), dataset=ds, ledger=led)
+    # every mode's run has its val calibration error; only logistic and MLP heads a temperature
+    assert 0 <= r.val_ece <= 1 and sum(b["count"] for b in r.reliability) == r.counts()["val"]
+    assert (r.temperature is not None) == (mode == "feature-extraction" and head != "knn")
     images = [ds.load(i) for i in range(6)]
     assert isinstance(r.model, Predictor)  # the one protocol, whatever the mode
     np.testing.assert_allclose(r.model.predict_proba(images),
@@ -55,6 +58,25 @@ def test_export_round_trip(mode, backbone, head, setup, tmp_path):
         np.testing.assert_allclose(got, ref, atol=1e-4)
         assert list(pred.classes) == ds.classes and isinstance(pred, Predictor)
         assert (pred.predict(images) == got.argmax(1)).all()
+
+
+@pytest.mark.parametrize("head", ["logistic", "mlp"])
+def test_export_keeps_the_temperature(head, setup, tmp_path):
+    """A temperature other than 1 is in the exported model: ONNX = the run's predictor."""
+    ds, led = setup
+    backbone = "pixels" if head == "mlp" else "tiny_random"
+    runs = {t: train(TrainConfig(dataset="tiny", backbone=backbone, head=head, epochs=3,
+                                 head_params={"temperature": t}), dataset=ds, ledger=led)
+            for t in (1.0, 2.5)}
+    assert runs[2.5].temperature == 2.5 and led.get_run(runs[2.5].run_id)["temperature"] == 2.5
+    images = [ds.load(i) for i in range(6)]
+    ref = load_predictor(led, runs[2.5].run_id).predict_proba(images)
+    plain = load_predictor(led, runs[1.0].run_id).predict_proba(images)
+    assert np.array_equal(ref.argmax(1), plain.argmax(1)) and not np.allclose(ref, plain, atol=1e-3)
+    export_run(led, runs[2.5].run_id, tmp_path / "model")
+    for backend in ("onnx", "torch"):
+        got = load_exported(tmp_path / "model", backend=backend).predict_proba(images)
+        np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
 def test_safetensors_only_export_loads_with_torch(setup, tmp_path):

@@ -136,8 +136,8 @@ def test_mlp_early_stopping_restores_the_best_epoch():
     assert est.best_epoch_ == best + 1 < len(hist) < 200  # stopped early, after the best
     assert len(hist) == est.best_epoch_ + 5  # patience epochs without improvement
     # the model now is the best epoch's model, not the last one's
-    z = torch.from_numpy(est.predict_proba(Xv))
-    val_loss = float(torch.nn.functional.nll_loss(torch.log(z), torch.from_numpy(yv)))
+    z = torch.from_numpy(est.decision_function(Xv))  # logits: the history is before temperature
+    val_loss = float(torch.nn.functional.cross_entropy(z, torch.from_numpy(yv)))
     assert val_loss == pytest.approx(hist[best]["val_loss"], rel=1e-5)
     assert val_loss != pytest.approx(hist[-1]["val_loss"], rel=1e-5)
     assert (est.predict(Xv) == yv).mean() == pytest.approx(hist[best]["val_acc"])

@@ -18,6 +18,7 @@ from tlviz.ladder import (
     run_ladder,
     summarize,
 )
+from tlviz.metrics import wilson_interval
 from tlviz.runs import Ledger
 from tlviz.train import TrainConfig
 
@@ -43,6 +44,11 @@ def test_ladder_runs_every_step_over_seeds_into_the_ledger(tiny_root, tmp_path):
         vals = res.runs[res.runs["step"] == row.step]["val_accuracy"]
         assert row.val_mean == pytest.approx(vals.mean())
         assert row.val_std == pytest.approx(np.std(vals, ddof=1))
+        # the 95% Wilson interval of the mean on the val images (every seed shares them)
+        n_val = int(res.runs[res.runs["step"] == row.step]["n_val"].iloc[0])
+        assert row.n_val == n_val > 0 and row.val_low <= row.val_mean <= row.val_high
+        assert (row.val_low, row.val_high) == pytest.approx(
+            wilson_interval(round(row.val_mean * n_val), n_val))
     runs = led.list_runs()
     assert set(res.run_ids) <= set(runs["id"]) and (runs["status"] == "completed").all()
     assert all(len(h) >= 1 for h in led.histories(res.run_ids).values())  # curves for Compare
@@ -52,7 +58,8 @@ def test_ladder_runs_every_step_over_seeds_into_the_ledger(tiny_root, tmp_path):
     augs = {r.step: led.get_run(r.run_ids[0])["config"]["augment"] for r in res.table.itertuples()}
     assert augs["scratch-cnn+aug"] and not augs["scratch-cnn"] and augs["fine-tune"]
     assert seen[-1][0] == seen[-1][1]  # progress reaches the end
-    assert "±" in res.to_text() and json.dumps(res.to_json())
+    assert "±" in res.to_text() and f"({100 * row.val_low:.1f}–" in res.to_text()
+    assert {"val_low", "val_high", "n_val"} <= set(res.to_json()["steps"][0])
 
 
 def test_ladder_cancellation_returns_finished_steps(tiny_root):
@@ -99,6 +106,7 @@ def test_images_per_class_curve_rises_with_data():
     assert list(df["n_train"][:2]) == [20, 200]
     assert df["val_mean"].iloc[0] < df["val_mean"].iloc[1] <= df["val_mean"].iloc[2] + 0.02
     assert df["val_std"].iloc[0] > 0 and df["seeds"].iloc[2] == 1
+    assert ((df["val_low"] <= df["val_mean"]) & (df["val_mean"] <= df["val_high"])).all()
 
 
 def test_cli_ladder_and_curve_print_a_table_and_json(tiny_root, capsys):
@@ -115,6 +123,7 @@ def test_cli_ladder_and_curve_print_a_table_and_json(tiny_root, capsys):
                      "--seeds", "0,1", "--json"])
     out = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and [r["label"] for r in json.loads(out[-1])] == ["5", "all"]
+    assert "%" in out[1] and "–" in out[1] and "val_low" in json.loads(out[-1])[0]
 
 
 @pytest.mark.parametrize("argv,message", [

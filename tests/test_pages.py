@@ -17,6 +17,7 @@ from conftest import make_image_folder
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tlviz.metrics import wilson_interval
 from tlviz.runs import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +132,10 @@ def test_home_tells_the_story_with_real_runs(tiny):
     assert shown[0].endswith("%") and shown[1].endswith("%") and shown[2] == "—"
     best_pixels = runs.loc[runs["backbone"] == "pixels", "val_accuracy"].iloc[0]
     assert shown[0] == f"{best_pixels:.1%}"
+    # each best accuracy carries its 95% Wilson interval on the val images
+    n = int(runs.loc[runs["backbone"] == "pixels", "n_val"].iloc[0])
+    lo, hi = wilson_interval(round(best_pixels * n), n)
+    assert f"95% CI {lo:.1%}–{hi:.1%} · n={n}" in [c.value for c in at.caption]
 
 
 def test_sidebar_choices_follow_the_user_across_pages_and_into_the_url():

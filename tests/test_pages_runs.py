@@ -77,6 +77,10 @@ def test_train_page_trains_a_head_and_records_the_run(fresh_home):
     t, p = map(int, cell.value.split(","))
     assert t != p
     assert len(at.get("image")) >= 1
+    # calibration: the val ECE, a reliability diagram, and no temperature for vote shares
+    assert 0 <= float(metric(at, "Val calibration error (ECE)")) <= 1
+    assert any("vote shares" in c.value for c in at.caption)
+    assert "perfectly calibrated" in at.get("plotly_chart")[-1].proto.spec
 
 
 def test_train_page_mlp_live_curve_history_lands_in_the_ledger():
@@ -175,7 +179,8 @@ def test_finished_ladder_links_to_compare_with_its_runs():
     table = pd.DataFrame({"step": [1, 2], "mode": ["feature-extraction"] * 2,
                           "augment": [False, False], "val_mean": [0.9, 0.95],
                           "val_std": [0.01, 0.0], "test_mean": [0.9, 0.94],
-                          "seconds_mean": [0.1, 0.2], "run_ids": [[ids[0]], [ids[1]]]})
+                          "seconds_mean": [0.1, 0.2], "run_ids": [[ids[0]], [ids[1]]],
+                          "n_val": [300, 300], "n_test": [200, 200], "n_seeds": [1, 1]})
     job = Job("ladder", result=LadderResult(table, pd.DataFrame({"run_id": ids[:2]})))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params.update({"dataset": "digits", "backbone": "pixels"})
@@ -183,6 +188,8 @@ def test_finished_ladder_links_to_compare_with_its_runs():
     at.run()
     at.switch_page(TRAIN).run()
     assert not at.exception, at.exception
+    shown = at.dataframe[-1].value  # accuracies with their 95% intervals on the val images
+    assert list(shown["val"]) == ["90.0% ± 1.0 (86.1–92.9)", "95.0% ± 0.0 (91.9–96.9)"]
     at.button(key="train.ladder_compare").click().run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Compare runs"
@@ -205,7 +212,12 @@ def test_compare_overlays_runs_exports_and_deletes():
     assert sorted(picked.value) == sorted(ids)
     fig = at.get("plotly_chart")[0].proto.spec
     assert "#" + ids[0] in fig and "#" + ids[1] in fig
-    assert len(at.dataframe[0].value) == 2
+    table = at.dataframe[0].value
+    assert len(table) == 2
+    # accuracies with their 95% intervals, the val ECE and the temperature of the logistic run
+    assert all("%" in v and "–" in v for v in table["val_text"])
+    assert table["val_ece"].notna().all() and (table["t_text"] == "—").sum() == 1  # kNN: none
+    assert "95% CI" in fig and "reliability" in at.expander[0].label
     # a link with ?runs= opens just those runs
     at2 = open_page(COMPARE, runs=ids[1])
     assert at2.multiselect(key="w.runs").value == [ids[1]]
@@ -242,6 +254,7 @@ def test_predict_uploaded_image_shows_probabilities():
     at.file_uploader(key="predict.upload").set_value(("seven.png", _png(img), "image/png")).run()
     assert not at.exception, at.exception
     assert metric(at, "Prediction") == "7"
+    assert any("(ECE)" in c.value for c in at.caption)  # how far to trust its "% sure"
     bars = at.get("plotly_chart")[0].proto.spec
     assert '"orientation":"h"' in bars.replace(" ", "")
 

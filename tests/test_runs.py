@@ -133,3 +133,33 @@ def test_default_ledger_lives_in_the_home(monkeypatch, tmp_path):
     monkeypatch.setenv("TLVIZ_HOME", str(tmp_path / "home"))
     led = Ledger()
     assert led.path == tmp_path / "home" / "runs.db" and led.path.is_file()
+
+
+def test_an_old_ledger_gains_the_new_columns(tmp_path):
+    """A ledger written before counts, chosen hyper-parameters and calibration were stored."""
+    import sqlite3
+
+    from tlviz.runs import ADDED_COLUMNS, SCHEMA
+
+    old_schema = SCHEMA
+    for col, kind in ADDED_COLUMNS:
+        old_schema = old_schema.replace(f",\n    {col} {kind}", "")
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(old_schema)
+    assert not {c for c, _ in ADDED_COLUMNS} & {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+    db.execute("INSERT INTO runs (created, status, config, val_accuracy, head) "
+               "VALUES (1.0, 'completed', '{\"head\": \"knn\"}', 0.8, 'knn')")
+    db.commit()
+    db.close()
+    led = Ledger(path)
+    old = led.get_run(1)
+    assert old["val_ece"] is None and old["temperature"] is None and old["reliability"] is None
+    df = led.list_runs()
+    assert {"val_ece", "temperature"} <= set(df.columns) and df["val_ece"].isna().all()
+    bins = [{"lo": 0.8, "hi": 0.9, "count": 3, "confidence": 0.85, "accuracy": 2 / 3}]
+    rid = _run(led, head="logistic", val_ece=0.18, temperature=1.7, reliability=bins)
+    new = led.get_run(rid)
+    assert new["val_ece"] == pytest.approx(0.18) and new["temperature"] == pytest.approx(1.7)
+    assert new["reliability"] == bins
+    assert led.list_runs().set_index("id").loc[rid, "temperature"] == pytest.approx(1.7)

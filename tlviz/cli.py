@@ -147,6 +147,10 @@ def cmd_train(args) -> int:
             lo, hi = obj[f"{split}_interval"]
             lines.append(f"  {split:<5} accuracy {obj[f'{split}_accuracy']:.3f}  95% CI "
                          f"[{lo:.3f}, {hi:.3f}]  n={obj[f'n_{split}']}")
+    if obj.get("val_ece") is not None:
+        t = obj.get("temperature")
+        lines.append(f"  val ECE {obj['val_ece']:.3f} (expected calibration error, 15 bins)"
+                     + ("" if t is None else f"; probabilities scaled by temperature {t:g}"))
     if obj.get("chosen"):
         lines.append("  chosen on the train split: "
                      + ", ".join(f"{k}={v}" for k, v in obj["chosen"].items()))
@@ -289,12 +293,13 @@ def cmd_ladder(args) -> int:
 
 def cmd_curve(args) -> int:
     from tlviz.ladder import images_per_class_curve
+    from tlviz.metrics import accuracy_text
 
     sizes = [None if s.strip().lower() == "all" else _ints(s)[0] for s in args.sizes.split(",")]
     df = images_per_class_curve(args.dataset, args.backbone, args.head, sizes, _ints(args.seeds),
                                 progress=_progress_bar("curve") if sys.stderr.isatty() else None)
-    lines = [f"{'per class':>9} {'images':>7} {'val accuracy':>16}"]
-    lines += [f"{r.label:>9} {r.n_train:>7.0f} {r.val_mean:>8.3f} ± {r.val_std:.3f}"
+    lines = [f"{'per class':>9} {'images':>7} {'val accuracy ± std (95% CI)':>28}"]
+    lines += [f"{r.label:>9} {r.n_train:>7.0f} {accuracy_text(r.val_mean, r.n_val, r.val_std):>28}"
               for r in df.itertuples()]
     print("\n".join(lines))
     if args.json:

@@ -41,13 +41,16 @@ def _column(recs: list[dict], key: str) -> list[float | None]:
 
 
 def curves_figure(histories: Mapping[str, object], *, height: int = 380,
-                  title: str | None = None) -> go.Figure:
+                  title: str | None = None,
+                  finals: Mapping[str, tuple[float, float, float]] | None = None) -> go.Figure:
     """Accuracy and loss per epoch, one colour per run, train dashed and val solid.
 
     ``histories`` maps a run label to its history (DataFrame or list of per-epoch dicts
     with ``epoch``, ``train_acc``, ``val_acc``, ``train_loss``, ``val_loss``; missing
     values are skipped). One-epoch runs (kNN, logistic) show as markers. Used both for
-    the live chart of one run and for the overlay of several runs.
+    the live chart of one run and for the overlay of several runs. ``finals``: label ->
+    (val accuracy, low, high) of the finished run, drawn at its last epoch with the 95%
+    interval as an error bar.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"),
                         horizontal_spacing=0.1)
@@ -76,6 +79,18 @@ def curves_figure(histories: Mapping[str, object], *, height: int = 380,
                     showlegend=col == 1,
                     hovertemplate=f"{split} {metric}: %{{y:.3f}}<br>epoch %{{x}}<extra>"
                                   f"{_hover_safe(label)}</extra>"), row=1, col=col)
+        final = (finals or {}).get(label)
+        if final is not None and final[0] == final[0] and final[1] == final[1] and epochs:
+            acc, lo, hi = final
+            accs.append(lo)
+            fig.add_trace(go.Scatter(
+                x=[max(epochs) + 0.15 + 0.07 * (k % 5)], y=[acc],  # beside, runs apart
+                mode="markers", name=f"{label} · val 95% CI", legendgroup=f"{label}/val",
+                showlegend=False, marker={"color": color, "size": 7, "symbol": "diamond"},
+                error_y={"type": "data", "symmetric": False, "array": [hi - acc],
+                         "arrayminus": [acc - lo], "color": color, "thickness": 2, "width": 6},
+                hovertemplate=f"val accuracy %{{y:.1%}} (95% CI {lo:.1%}–{hi:.1%})<extra>"
+                              f"{_hover_safe(label)}</extra>"), row=1, col=1)
     # whole epochs on x; accuracy from a round floor below the worst value up to 100 %
     xaxis = {"title_text": "epoch", "range": [0.5, last_epoch + 0.5]}
     if last_epoch <= 12:
@@ -185,17 +200,21 @@ def ladder_figure(table, *, height: int = 360) -> go.Figure:
     """The ladder as bars: mean val accuracy per step (± std over seeds), test as markers.
 
     ``table`` has columns ``step``, ``mode``, ``augment``, ``val_mean``, ``val_std`` and
-    optionally ``test_mean`` (tlviz.ladder's ``LadderResult.table``).
+    optionally ``test_mean`` and ``n_val`` (tlviz.ladder's ``LadderResult.table``); with
+    ``n_val`` the hover gives the 95% interval of the mean on the val images.
     """
+    from tlviz.metrics import accuracy_text
+
     recs = _records(table)
     labels = [_ladder_label(r) for r in recs]
     val = _column(recs, "val_mean")
     std = [v or 0.0 for v in _column(recs, "val_std")]
+    hover = [accuracy_text(v, r.get("n_val"), s) for v, s, r in zip(val, std, recs)]
     fig = go.Figure(go.Bar(
         x=labels, y=val, name="val (mean ± std)", marker_color=PALETTE[0],
-        error_y={"type": "data", "array": std, "visible": True},
+        error_y={"type": "data", "array": std, "visible": True}, customdata=hover,
         text=[None if v is None else f"{v:.1%}" for v in val], textposition="outside",
-        cliponaxis=False, hovertemplate="%{x}<br>val %{y:.1%}<extra></extra>"))
+        cliponaxis=False, hovertemplate="%{x}<br>val %{customdata}<extra></extra>"))
     test = _column(recs, "test_mean")
     if any(v is not None for v in test):
         fig.add_trace(go.Scatter(x=labels, y=test, name="test (mean)", mode="markers",

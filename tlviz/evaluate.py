@@ -2,7 +2,8 @@
 
 For each dataset, backbone and head: the head fitted with its defaults on the train split
 (hyper-parameters chosen inside it, never on val or test), then val and test accuracy
-with 95% Wilson intervals, the chosen hyper-parameters and the time. ``tlviz eval`` prints
+with 95% Wilson intervals, the val expected calibration error (after the head's temperature,
+when it has one), the chosen hyper-parameters and the time. ``tlviz eval`` prints
 the table; ``bench/bench_eval.py`` writes it to ``bench/RESULTS.md``.
 """
 
@@ -34,6 +35,11 @@ class EvalRow:
     chosen: dict = field(default_factory=dict)
     fit_seconds: float = 0.0
     embed_seconds: float = 0.0
+    val_ece: float | None = None
+
+    @property
+    def temperature(self) -> float | None:
+        return self.chosen.get("temperature")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,6 +50,17 @@ def _score(head, X: np.ndarray, y: np.ndarray) -> tuple[float | None, tuple | No
         return None, None, 0
     correct = int((head.predict(X) == y).sum())
     return correct / len(y), wilson_interval(correct, len(y)), len(y)
+
+
+def val_ece(head, X: np.ndarray, y: np.ndarray, n_classes: int) -> float | None:
+    """The head's expected calibration error on (X, y) (class codes; None without rows)."""
+    from tlviz.calibration import expected_calibration_error
+
+    if not len(y):
+        return None
+    proba = np.zeros((len(y), n_classes))
+    proba[:, np.asarray(head.classes_).astype(int)] = head.predict_proba(X)
+    return expected_calibration_error(proba, y)
 
 
 def evaluate_features(emb, head: str, params: dict | None = None) -> tuple[dict, object, float]:
@@ -77,7 +94,8 @@ def evaluate(datasets: Sequence[str], backbones: Sequence[str], heads: Sequence[
                 test = _score(h, *emb.split("test"))
                 rows.append(EvalRow(ds.name, bb, head,
                                     len(emb.split("train")[1]), val[0], val[1], val[2],
-                                    test[0], test[1], test[2], chosen, secs, t_embed))
+                                    test[0], test[1], test[2], chosen, secs, t_embed,
+                                    val_ece(h, *emb.split("val"), ds.num_classes)))
                 done += 1
                 if progress:
                     progress(done, total, f"{name} · {bb} · {head}")
@@ -89,12 +107,13 @@ def format_table(rows: Sequence[EvalRow]) -> str:
         return "—" if a is None else f"{a:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] n={n}"
 
     lines = [f"{'dataset':<14} {'backbone':<19} {'head':<9} {'val (95% CI)':<28} "
-             f"{'test (95% CI)':<28} {'fit s':>6}  chosen"]
+             f"{'test (95% CI)':<28} {'val ECE':>7} {'fit s':>6}  chosen"]
     for r in rows:
         chosen = ", ".join(f"{k}={v}" for k, v in r.chosen.items())
         lines.append(f"{r.dataset:<14} {r.backbone:<19} {r.head:<9} "
                      f"{acc(r.val_accuracy, r.val_interval, r.n_val):<28} "
                      f"{acc(r.test_accuracy, r.test_interval, r.n_test):<28} "
+                     f"{'—' if r.val_ece is None else f'{r.val_ece:.3f}':>7} "
                      f"{r.fit_seconds:>6.2f}  {chosen}")
     return "\n".join(lines)
 

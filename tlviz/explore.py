@@ -70,15 +70,17 @@ def neighbours(X: np.ndarray, y: np.ndarray, i: int, k: int = 8, metric: str = "
 
 def out_of_fold_proba(X: np.ndarray, y: np.ndarray, cv: int = 5, seed: int = 0) -> np.ndarray:
     """(n, n_classes) class probabilities of each row from a logistic head that never saw it
-    (stratified ``cv``-fold cross-validation; C chosen once on all rows, as the head does)."""
+    (stratified ``cv``-fold cross-validation; C chosen once on all rows, as the head does).
+    No temperature scaling: confident learning's per-class thresholds were measured on these
+    plain probabilities (bench/RESULTS.md), and it would fit 3 more heads per fold."""
     from tlviz.heads import LogisticHead, cv_folds
 
     classes, codes = np.unique(y, return_inverse=True)
     X = np.asarray(X, dtype=np.float32)
-    C = LogisticHead().fit(X, codes).chosen_["C"]
+    C = LogisticHead(temperature=1.0).fit(X, codes).chosen_["C"]
     P = np.full((len(X), len(classes)), 1.0 / len(classes))
     for tr, te in cv_folds(codes, cv, seed):
-        head = LogisticHead(C=C).fit(X[tr], codes[tr])
+        head = LogisticHead(C=C, temperature=1.0).fit(X[tr], codes[tr])
         P[np.ix_(te, head.classes_.astype(int))] = head.predict_proba(X[te])
     return P
 

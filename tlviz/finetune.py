@@ -194,6 +194,19 @@ def _optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
     raise UnknownName(f"unknown optimizer {name!r}: use rmsprop, adam or sgd")
 
 
+def _outputs(parts: dict[str, np.ndarray], logits: Callable[[str], torch.Tensor]
+             ) -> tuple[dict, dict]:
+    """Predictions per split (indices, arg-max) and the val probabilities (softmax; for the
+    run's calibration error) from ``logits(split)``."""
+    preds, proba = {}, {}
+    for s, idx in parts.items():
+        z = logits(s) if len(idx) else None
+        preds[s] = (idx, z.argmax(1).numpy() if z is not None else idx)
+        if s == "val" and z is not None:
+            proba[s] = torch.softmax(z.float(), 1).numpy()
+    return preds, proba
+
+
 def _split_indices(ds: ImageDataset, valid: np.ndarray) -> dict[str, np.ndarray]:
     return {s: np.flatnonzero((ds.splits == s) & valid) for s in ds.split_names}
 
@@ -266,12 +279,13 @@ def _train_small(ctx: Context, mode: str) -> ModeOutput:
                            patience=o.patience, gen=gen, check_stop=ctx.check_stop,
                            on_epoch=ctx.epoch_done).history
     t_train = time.perf_counter() - t1
-    preds = {s: (idx, predict_logits(model, images[idx], lambda xb: _prep(xb, mean, std))
-                 .argmax(1).numpy() if len(idx) else idx) for s, idx in parts.items()}
+    preds, proba = _outputs(parts, lambda s: predict_logits(model, images[parts[s]],
+                                                            lambda xb: _prep(xb, mean, std)))
     weights = {**_state(model, "model."), "meta.json": _meta_array(meta)}
     predictor = TorchPredictor(model, plain_preprocess(size, gray, mean, std), list(ds.classes),
                                meta)
-    return ModeOutput(preds, history, weights, {"decode": t_decode, "train": t_train}, predictor)
+    return ModeOutput(preds, history, weights, {"decode": t_decode, "train": t_train}, predictor,
+                      probabilities=proba)
 
 
 def train_pixels_mlp(ctx: Context) -> ModeOutput:
@@ -484,8 +498,7 @@ def fine_tune(ctx: Context) -> ModeOutput:
                            patience=o.patience, freeze_bn=True, gen=gen,
                            check_stop=ctx.check_stop, on_epoch=ctx.epoch_done).history
     timings["train"] = time.perf_counter() - t0
-    preds = {s: (idx, predict_logits(model, acts[s], as_input).argmax(1).numpy()
-                 if len(idx) else idx) for s, idx in parts.items()}
+    preds, proba = _outputs(parts, lambda s: predict_logits(model, acts[s], as_input))
     net.to(memory_format=torch.contiguous_format)
     meta = {"arch": "fine-tune", "backbone": spec.name, "n_trainable_blocks": n,
             "first_trainable_stage": k, "hidden": o.hidden, "dropout": o.dropout,
@@ -498,7 +511,7 @@ def fine_tune(ctx: Context) -> ModeOutput:
     model_full = FineTuned(net, head).eval()
     predictor = TorchPredictor(model_full, spec.preprocess, list(ds.classes), meta,
                                feature_net=net)
-    return ModeOutput(preds, [rec0, *history], weights, timings, predictor)
+    return ModeOutput(preds, [rec0, *history], weights, timings, predictor, probabilities=proba)
 
 
 # ----------------------------------------------------------------------------- predictors

@@ -11,6 +11,11 @@ import torch
 from torch import nn
 
 
+def _temperature(head) -> torch.Tensor:
+    """The head's temperature (its logits are divided by it; 1.0 for heads without one)."""
+    return torch.as_tensor(np.ravel(getattr(head, "temperature_", [1.0])).astype(np.float32)[:1])
+
+
 def _class_map(head_classes: np.ndarray, n_classes: int) -> torch.Tensor:
     """(k, n_classes) 0/1 matrix: the head's classes -> all of the run's classes."""
     m = torch.zeros(len(head_classes), n_classes)
@@ -27,12 +32,13 @@ class _LogisticModule(nn.Module):
         self.register_buffer("scale", torch.as_tensor(np.asarray(head.scale_, np.float32)))
         self.register_buffer("w", torch.as_tensor(np.asarray(head.coef_, np.float32)).T.contiguous())
         self.register_buffer("b", torch.as_tensor(np.asarray(head.intercept_, np.float32)))
+        self.register_buffer("t", _temperature(head))
         self.register_buffer("m", _class_map(head.classes_, n_classes))
 
     def forward(self, x):
         if self.l2:
             x = x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + 1e-12)
-        z = ((x - self.mean) / self.scale) @ self.w + self.b
+        z = (((x - self.mean) / self.scale) @ self.w + self.b) / self.t
         if self.binary:
             z = torch.cat([torch.zeros_like(z), z], 1)
         return torch.softmax(z, 1) @ self.m
@@ -44,10 +50,11 @@ class _MLPModule(nn.Module):
         self.net = head.module_
         self.register_buffer("mean", torch.as_tensor(np.asarray(head.mean_, np.float32)))
         self.register_buffer("scale", torch.as_tensor(np.asarray(head.scale_, np.float32)))
+        self.register_buffer("t", _temperature(head))
         self.register_buffer("m", _class_map(head.classes_, n_classes))
 
     def forward(self, x):
-        return torch.softmax(self.net((x - self.mean) / self.scale), 1) @ self.m
+        return torch.softmax(self.net((x - self.mean) / self.scale) / self.t, 1) @ self.m
 
 
 class _KNNModule(nn.Module):

@@ -52,6 +52,30 @@ def _predict_x(est, X):
     return validate_data(est, X, dtype=np.float32, reset=False)
 
 
+def _temperature(est, X, y, fold_params: dict, cv: int) -> None:
+    """Set ``temperature_`` (and ``chosen_["temperature"]``): ``temperature="auto"`` fits it on
+    ``cv``-fold out-of-fold logits inside the training rows (:func:`tlviz.calibration.calibrate`;
+    the fold copies get ``fold_params``), kept only when it lowers their calibration error; a
+    number fixes it."""
+    if isinstance(est.temperature, str):
+        if est.temperature != "auto":
+            raise BadInput(f"temperature must be a positive number or 'auto', not {est.temperature!r}")
+        from tlviz.calibration import calibrate
+
+        t = calibrate(est, X, y, fold_params, cv)["temperature"]
+    else:
+        t = float(est.temperature)
+        if not t > 0:
+            raise BadInput(f"temperature must be positive, not {est.temperature!r}")
+    est.temperature_ = np.asarray([t], np.float32)  # 1-d: safetensors
+    est.chosen_ = {**getattr(est, "chosen_", {}), "temperature": round(t, 4)}
+
+
+def _t(est) -> float:
+    """The fitted temperature (1.0 for heads saved before temperature scaling)."""
+    return float(np.ravel(getattr(est, "temperature_", 1.0))[0])
+
+
 K_GRID = (1, 3, 5, 7, 9, 15)
 
 
@@ -186,16 +210,19 @@ class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
     ``C="auto"`` (default) chooses C from :data:`C_GRID` by stratified ``cv``-fold
     cross-validation inside the training data (accuracy, then log-loss); the choice is
     ``chosen_["C"]`` and the scores ``cv_scores_``. Never val or test.
+    ``temperature="auto"`` (default) divides the logits by a temperature fitted on
+    out-of-fold logits of the training data (see :mod:`tlviz.calibration`), ``temperature_``.
     """
 
-    _state_keys = ("mean_", "scale_", "coef_", "intercept_", "classes_")
+    _state_keys = ("mean_", "scale_", "coef_", "intercept_", "classes_", "temperature_")
 
     def __init__(self, C: float | str = "auto", normalize: str = "l2", max_iter: int = 2000,
-                 cv: int = 3):
+                 cv: int = 3, temperature: float | str = "auto"):
         self.C = C
         self.normalize = normalize
         self.max_iter = max_iter
         self.cv = cv
+        self.temperature = temperature
 
     def _choose_C(self, Xn: np.ndarray, y: np.ndarray) -> float:
         """The C of :data:`C_GRID` with the best cross-validated accuracy inside the training
@@ -264,7 +291,11 @@ class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
         self.coef_, self.intercept_, self.classes_ = lr.coef_, lr.intercept_, lr.classes_
         self.n_iter_ = lr.n_iter_
         self.history_ = []
+        _temperature(self, X, y, {"C": C}, self.cv)
         return self
+
+    def set_state(self, state: dict[str, np.ndarray]):
+        return super().set_state({"temperature_": np.ones(1, np.float32), **state})
 
     def decision_function(self, X):
         X = _predict_x(self, X)
@@ -272,7 +303,8 @@ class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
         return z[:, 0] if z.shape[1] == 1 else z  # binary: one score per row, as in sklearn
 
     def predict_proba(self, X):
-        z = self.decision_function(X)
+        """Softmax (binary: sigmoid) of the logits divided by the temperature ``temperature_``."""
+        z = self.decision_function(X) / _t(self)
         if z.ndim == 1:  # binary
             p = 1 / (1 + np.exp(-z))
             return np.c_[1 - p, p]
@@ -303,11 +335,13 @@ class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
 
     Records ``history_``: one dict per epoch with train/val loss and accuracy. With
     validation data and ``patience``, stops early and restores the best epoch.
+    ``temperature="auto"`` (default): logits divided by a temperature fitted inside the
+    training data, as for :class:`LogisticHead`.
     """
 
     def __init__(self, hidden: int = 256, dropout: float = 0.6, epochs: int = 30,
                  lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 32,
-                 patience: int | None = None, seed: int = 0):
+                 patience: int | None = None, seed: int = 0, temperature: float | str = "auto"):
         self.hidden = hidden
         self.dropout = dropout
         self.epochs = epochs
@@ -316,6 +350,7 @@ class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.patience = patience
         self.seed = seed
+        self.temperature = temperature
 
     def _module(self, d_in: int, n_out: int) -> _MLP:
         return _MLP(d_in, self.hidden, n_out, self.dropout)
@@ -341,13 +376,26 @@ class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
                            batch_size=self.batch_size, patience=self.patience, gen=g,
                            on_epoch=on_epoch)
         self.history_, self.best_epoch_ = out.history, out.best_epoch
+        self.chosen_ = {}
+        # two folds (one more fit's worth of training), each copy trained as long as this
+        # model was (its epochs, or up to the best one)
+        restored = self.patience and has_val and self.best_epoch_ is not None
+        used = self.best_epoch_ if restored else len(self.history_)
+        _temperature(self, X, y, {"epochs": max(1, used), "patience": None}, 2)
         return self
 
-    def predict_proba(self, X):
+    def _logits(self, X) -> torch.Tensor:
         X = _predict_x(self, X)
         with torch.no_grad():
-            z = self.module_(torch.from_numpy((X - self.mean_) / self.scale_))
-            return torch.softmax(z, 1).numpy()
+            return self.module_(torch.from_numpy((X - self.mean_) / self.scale_))
+
+    def decision_function(self, X):
+        """The logits before the temperature (binary: one score per row, as in sklearn)."""
+        z = self._logits(X).numpy()
+        return z[:, 1] - z[:, 0] if z.shape[1] == 2 else z
+
+    def predict_proba(self, X):
+        return torch.softmax(self._logits(X) / _t(self), 1).numpy()
 
     def predict(self, X):
         proba = self.predict_proba(X)  # checks X (and being fitted) first
@@ -355,12 +403,14 @@ class MLPHead(_StateMixin, ClassifierMixin, BaseEstimator):
 
     def get_state(self) -> dict[str, np.ndarray]:
         state = {f"module.{k}": v.detach().numpy() for k, v in self.module_.state_dict().items()}
-        state.update(mean_=self.mean_, scale_=self.scale_, classes_=np.asarray(self.classes_))
+        state.update(mean_=self.mean_, scale_=self.scale_, classes_=np.asarray(self.classes_),
+                     temperature_=np.asarray(getattr(self, "temperature_", [1.0]), np.float32))
         return state
 
     def set_state(self, state: dict[str, np.ndarray]):
         self.mean_, self.scale_ = state["mean_"], state["scale_"]
         self.classes_ = state["classes_"]
+        self.temperature_ = np.asarray(state.get("temperature_", [1.0]), np.float32)
         d_in = self.n_features_in_ = self.mean_.shape[0]
         self.module_ = self._module(d_in, len(self.classes_))
         self.module_.load_state_dict({k[7:]: torch.from_numpy(np.asarray(v))

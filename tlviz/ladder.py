@@ -27,6 +27,7 @@ import pandas as pd
 from tlviz.augment import AugmentConfig
 from tlviz.data import ImageDataset, load_dataset
 from tlviz.errors import BadInput, UnknownName
+from tlviz.metrics import accuracy_interval, accuracy_text
 from tlviz.runs import Ledger
 from tlviz.train import Cancelled, TrainConfig, train
 
@@ -59,6 +60,12 @@ STEPS: tuple[Step, ...] = (
 STEP_NAMES = tuple(s.name for s in STEPS)
 
 
+RUN_COLUMNS = ["step", "seed", "run_id", "val_accuracy", "test_accuracy", "train_accuracy",
+               "seconds", "n_val", "n_test", "val_ece"]
+TABLE_COLUMNS = ["step", "mode", "augment", "val_mean", "val_std", "val_low", "val_high", "n_val",
+                 "test_mean", "test_low", "test_high", "n_test", "seconds_mean", "n_seeds", "run_ids"]
+
+
 @dataclass
 class LadderResult:
     """``table``: one row per rung; ``runs``: one row per (rung, seed) run."""
@@ -85,13 +92,21 @@ def _std(v: pd.Series) -> float:
 
 
 def summarize(runs: pd.DataFrame) -> dict:
-    """Mean ± std (sample std, ddof=1) of a set of repeated runs."""
+    """Mean ± std (sample std, ddof=1) of a set of repeated runs, and the 95% Wilson interval
+    of each mean on the split's images (``n_val``, ``n_test``: the uncertainty of a finite
+    val/test set, which every seed shares; the std is the seed-to-seed spread)."""
     val = runs["val_accuracy"]
     test = runs["test_accuracy"].dropna()
-    return {"val_mean": float(val.mean()) if val.notna().any() else None,
-            "val_std": _std(val), "test_mean": float(test.mean()) if len(test) else None,
-            "test_std": _std(test), "seconds_mean": float(runs["seconds"].mean()),
-            "n": int(len(runs)), "run_ids": [int(i) for i in runs["run_id"].dropna()]}
+    out = {"val_mean": float(val.mean()) if val.notna().any() else None,
+           "val_std": _std(val), "test_mean": float(test.mean()) if len(test) else None,
+           "test_std": _std(test), "seconds_mean": float(runs["seconds"].mean()),
+           "n": int(len(runs)), "run_ids": [int(i) for i in runs["run_id"].dropna()]}
+    for split in ("val", "test"):
+        n = int(runs[f"n_{split}"].max()) if f"n_{split}" in runs and len(runs) else 0
+        lo, hi = accuracy_interval(out[f"{split}_mean"], n)
+        out.update({f"n_{split}": n, f"{split}_low": None if lo != lo else lo,
+                    f"{split}_high": None if hi != hi else hi})
+    return out
 
 
 def repeated_runs(cfg: TrainConfig, seeds: Sequence[int] = (0, 1, 2), *,
@@ -125,13 +140,14 @@ def repeated_runs(cfg: TrainConfig, seeds: Sequence[int] = (0, 1, 2), *,
             progress(n, len(seeds), msg)
         r = train(replace(cfg, seed=int(seed)), dataset=ds, ledger=led, progress=inner,
                   should_stop=should_stop)
+        n = r.counts()
         rows.append({"seed": int(seed), "run_id": r.run_id, "val_accuracy": r.val_accuracy,
                      "test_accuracy": r.test_accuracy, "train_accuracy": r.train_accuracy,
-                     "seconds": r.seconds})
+                     "seconds": r.seconds, "n_val": n.get("val", 0), "n_test": n.get("test", 0),
+                     "val_ece": r.val_ece})
     if progress:
         progress(len(seeds), len(seeds), "done")
-    return pd.DataFrame(rows, columns=["seed", "run_id", "val_accuracy", "test_accuracy",
-                                       "train_accuracy", "seconds"])
+    return pd.DataFrame(rows, columns=RUN_COLUMNS[1:])
 
 
 def resolve_steps(modes: Sequence[str] | None) -> list[Step]:
@@ -191,8 +207,7 @@ def run_ladder(dataset: str | ImageDataset, *, backbone: str = "mobilenet_v2",
             break
         df.insert(0, "step", step.name)
         rows += df.to_dict(orient="records")
-    runs = pd.DataFrame(rows, columns=["step", "seed", "run_id", "val_accuracy", "test_accuracy",
-                                       "train_accuracy", "seconds"])
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     table = []
     for step in steps:
         sub = runs[runs["step"] == step.name]
@@ -200,24 +215,24 @@ def run_ladder(dataset: str | ImageDataset, *, backbone: str = "mobilenet_v2",
             continue
         s = summarize(sub)
         table.append({"step": step.name, "mode": step.mode, "augment": step.augment,
-                      "val_mean": s["val_mean"], "val_std": s["val_std"],
-                      "test_mean": s["test_mean"], "seconds_mean": s["seconds_mean"],
+                      **{k: s[k] for k in TABLE_COLUMNS[3:-3]}, "seconds_mean": s["seconds_mean"],
                       "n_seeds": s["n"], "run_ids": s["run_ids"]})
-    table = pd.DataFrame(table, columns=["step", "mode", "augment", "val_mean", "val_std",
-                                         "test_mean", "seconds_mean", "n_seeds", "run_ids"])
+    table = pd.DataFrame(table, columns=TABLE_COLUMNS)
     if progress:
         progress(total, total, "cancelled" if cancelled else "done")
     return LadderResult(table, runs, cancelled)
 
 
 def format_table(table: pd.DataFrame) -> str:
-    """The ladder as a plain-text table (mode, val accuracy mean ± std, train time)."""
-    lines = [f"{'step':<20} {'val accuracy':>16} {'test':>7} {'seconds':>8} {'seeds':>5}  runs"]
+    """The ladder as a plain-text table: val accuracy mean ± std over seeds (95% interval on
+    the val images), test accuracy (interval), train time."""
+    lines = [f"{'step':<20} {'val accuracy ± std (95% CI)':>28} {'test (95% CI)':>20} "
+             f"{'seconds':>8} {'seeds':>5}  runs"]
     for r in table.itertuples():
-        val = "—" if r.val_mean is None or pd.isna(r.val_mean) else f"{r.val_mean:.3f} ± {r.val_std:.3f}"
-        test = "—" if r.test_mean is None or pd.isna(r.test_mean) else f"{r.test_mean:.3f}"
+        val = accuracy_text(None if pd.isna(r.val_mean) else r.val_mean, r.n_val, r.val_std)
+        test = accuracy_text(None if pd.isna(r.test_mean) else r.test_mean, r.n_test)
         ids = ",".join(map(str, r.run_ids))
-        lines.append(f"{r.step:<20} {val:>16} {test:>7} {r.seconds_mean:>8.1f} {r.n_seeds:>5}  {ids}")
+        lines.append(f"{r.step:<20} {val:>28} {test:>20} {r.seconds_mean:>8.1f} {r.n_seeds:>5}  {ids}")
     return "\n".join(lines)
 
 
@@ -234,7 +249,8 @@ def images_per_class_curve(dataset: str | ImageDataset, backbone: str = "mobilen
     subsample of the training split (``None`` = all of it) and scores the val split.
     Rows: ``label`` ("5" … "all"), ``n_per_class`` (requested, or the largest class for
     all), ``n_train`` (images used, mean over seeds), ``val_mean``, ``val_std``, ``val_min``,
-    ``val_max``, ``seeds``.
+    ``val_max``, ``seeds``, ``n_val`` and the 95% Wilson interval of ``val_mean`` on the val
+    images, ``val_low``–``val_high``.
     """
     from tlviz.embed import embed
     from tlviz.heads import create_head
@@ -260,6 +276,8 @@ def images_per_class_curve(dataset: str | ImageDataset, backbone: str = "mobilen
             params = dict(head_params or {})
             if head == "mlp":
                 params.setdefault("seed", int(seed))
+            if head in ("logistic", "mlp"):  # accuracy only: a temperature cannot change it
+                params.setdefault("temperature", 1.0)
             if head == "knn":
                 params.setdefault("n_neighbors", 5)
                 params["n_neighbors"] = min(params["n_neighbors"], len(pick))
@@ -270,7 +288,9 @@ def images_per_class_curve(dataset: str | ImageDataset, backbone: str = "mobilen
                      "n_per_class": largest if size is None else int(size),
                      "n_train": float(np.mean(used)), "val_mean": float(np.mean(accs)),
                      "val_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-                     "val_min": min(accs), "val_max": max(accs), "seeds": len(accs)})
+                     "val_min": min(accs), "val_max": max(accs), "seeds": len(accs),
+                     "n_val": len(yv), **dict(zip(("val_low", "val_high"),
+                                                  accuracy_interval(np.mean(accs), len(yv))))})
     return pd.DataFrame(rows)
 
 

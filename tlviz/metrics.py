@@ -96,6 +96,29 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     return sk_confusion(y_true, y_pred, labels=list(range(n_classes)))
 
 
+def accuracy_interval(acc: float | None, n: int | None) -> tuple[float, float]:
+    """:func:`wilson_interval` of an accuracy (a fraction, e.g. a mean over seeds) on ``n``
+    images; (nan, nan) when either is missing."""
+    if acc is None or n is None or acc != acc or n != n or not n:
+        return float("nan"), float("nan")
+    return wilson_interval(round(float(acc) * int(n)), int(n))
+
+
+def accuracy_text(acc: float | None, n: int | None, std: float | None = None) -> str:
+    """An accuracy with its 95% Wilson interval on ``n`` images, for tables and metrics;
+    ``std``: the spread over seeds, shown as ± (percentage points).
+
+    >>> accuracy_text(0.912, 250), accuracy_text(0.9, 10, std=0.02), accuracy_text(None, 5)
+    ('91.2% (87.0–94.1)', '90.0% ± 2.0 (59.6–98.2)', '—')
+    """
+    if acc is None or acc != acc:
+        return "—"
+    spread = "" if std is None or std != std else f" ± {100 * std:.1f}"
+    lo, hi = accuracy_interval(acc, n)
+    ci = "" if lo != lo else f" ({100 * lo:.1f}–{100 * hi:.1f})"
+    return f"{100 * acc:.1f}%{spread}{ci}"
+
+
 def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """95% Wilson score interval of an accuracy of ``correct`` out of ``n`` (nan, nan for n = 0).
 

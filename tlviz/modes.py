@@ -72,6 +72,7 @@ class ModeOutput:
     timings: dict
     model: object = None
     chosen: dict = field(default_factory=dict)  # hyper-parameters chosen inside the train split
+    probabilities: dict = field(default_factory=dict)  # split -> (n, classes): for calibration
 
 
 def _resolve(ref: str | Callable) -> Callable:

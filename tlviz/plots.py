@@ -1,4 +1,4 @@
-"""Plotly figures for datasets and embedding spaces (no streamlit).
+"""Plotly figures for datasets, embedding spaces and calibration (no streamlit).
 
 :func:`embedding_figure` is the one scatter of a projected embedding space: one trace per
 class (so the legend toggles classes), colours fixed by class position (so two plots side
@@ -123,4 +123,51 @@ def counts_figure(counts, height: int | None = None) -> go.Figure:
     return fig
 
 
-__all__ = ["class_colors", "counts_figure", "embedding_figure", "hover_safe"]
+def reliability_figure(runs: dict[str, Sequence[dict]], height: int = 380,
+                       title: str | None = None) -> go.Figure:
+    """Reliability diagram: accuracy against confidence per confidence bin
+    (:func:`tlviz.calibration.reliability`), beside the diagonal of perfect calibration.
+
+    ``runs``: label -> bins. One run: a bar per bin (its accuracy; hover: count and mean
+    confidence) and a marker at each bin's mean confidence. Several runs: one line each
+    through (mean confidence, accuracy), markers sized by the bin's count. Below the diagonal
+    = over-confident.
+    """
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                             line={"color": "#999", "dash": "dot", "width": 1.5}, hoverinfo="skip"))
+    colors = class_colors(len(runs))
+    for k, (label, bins) in enumerate(runs.items()):
+        bins = list(bins)
+        if not bins:
+            continue
+        conf = [b["confidence"] for b in bins]
+        acc = [b["accuracy"] for b in bins]
+        count = [b["count"] for b in bins]
+        name = hover_safe(label)
+        hover = (f"<b>{name}</b><br>confidence %{{x:.1%}}<br>accuracy %{{y:.1%}}"
+                 "<br>%{customdata} images<extra></extra>")
+        if len(runs) == 1:
+            fig.add_trace(go.Bar(
+                x=[(b["lo"] + b["hi"]) / 2 for b in bins], y=acc, width=[b["hi"] - b["lo"] for b in bins],
+                name="accuracy per bin", marker={"color": colors[k], "opacity": 0.55,
+                                                 "line": {"color": "white", "width": 1}},
+                customdata=count, hovertemplate=(
+                    "confidence bin %{x:.0%}<br>accuracy %{y:.1%}<br>%{customdata} images"
+                    "<extra></extra>")))
+        size = [6 + 14 * (c / max(count)) ** 0.5 for c in count]
+        fig.add_trace(go.Scatter(
+            x=conf, y=acc, mode="markers" if len(runs) == 1 else "lines+markers",
+            name="mean confidence" if len(runs) == 1 else name, customdata=count,
+            marker={"size": size, "color": colors[k], "line": {"color": "white", "width": 1}},
+            line={"color": colors[k], "width": 2}, hovertemplate=hover))
+    fig.update_layout(
+        height=height, font=FONT, title=title, bargap=0, plot_bgcolor="#fbfbfd",
+        margin={"l": 10, "r": 10, "t": 60 if title else 30, "b": 10},
+        legend={"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+        xaxis={"title": "confidence (top class)", "range": [0, 1.03], "tickformat": ".0%"},
+        yaxis={"title": "accuracy", "range": [0, 1.05], "tickformat": ".0%"})
+    return fig
+
+
+__all__ = ["class_colors", "counts_figure", "embedding_figure", "hover_safe", "reliability_figure"]

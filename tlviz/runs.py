@@ -27,7 +27,7 @@ import numpy as np
 
 from tlviz import config
 from tlviz.errors import BadInput, UnknownName
-from tlviz.metrics import wilson_interval
+from tlviz.metrics import accuracy_interval
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -58,7 +58,10 @@ CREATE TABLE IF NOT EXISTS runs (
     n_train INTEGER,
     n_val INTEGER,
     n_test INTEGER,
-    chosen TEXT
+    chosen TEXT,
+    val_ece REAL,
+    temperature REAL,
+    reliability TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -75,7 +78,8 @@ CREATE TABLE IF NOT EXISTS weights (
 
 # columns added after the first release: an older ledger gains them when opened
 ADDED_COLUMNS = (("n_train", "INTEGER"), ("n_val", "INTEGER"), ("n_test", "INTEGER"),
-                 ("chosen", "TEXT"))
+                 ("chosen", "TEXT"), ("val_ece", "REAL"), ("temperature", "REAL"),
+                 ("reliability", "TEXT"))
 CONFIG_COLUMNS = ("name", "dataset", "dataset_fingerprint", "backbone", "head", "mode", "augment",
                   "seed", "epochs")
 EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc")
@@ -221,10 +225,14 @@ class Ledger:
                    val_accuracy=None, test_accuracy=None, confusion=None, classes=None,
                    timings: dict | None = None, seconds: float | None = None,
                    weights: dict[str, np.ndarray] | None = None, error: str | None = None,
-                   counts: dict[str, int] | None = None, chosen: dict | None = None) -> None:
+                   counts: dict[str, int] | None = None, chosen: dict | None = None,
+                   val_ece: float | None = None, temperature: float | None = None,
+                   reliability: list | None = None) -> None:
         """Close a run with its results, all in one transaction. ``counts``: images per split
         behind each accuracy (for its interval); ``chosen``: hyper-parameters chosen inside
-        the training split."""
+        the training split; ``val_ece``, ``reliability``: the val calibration error and the
+        reliability-diagram bins (:mod:`tlviz.calibration`); ``temperature``: the one the
+        probabilities are scaled by (None: not scaled)."""
         blob = None
         if weights is not None:
             from safetensors.numpy import save
@@ -234,13 +242,16 @@ class Ledger:
             db.execute(
                 "UPDATE runs SET status=?, finished=?, train_accuracy=?, val_accuracy=?, "
                 "test_accuracy=?, confusion=?, classes=?, timings=?, seconds=?, error=?, "
-                "n_train=?, n_val=?, n_test=?, chosen=? WHERE id=?",
+                "n_train=?, n_val=?, n_test=?, chosen=?, val_ece=?, temperature=?, reliability=? "
+                "WHERE id=?",
                 (status, time.time(), _f(train_accuracy), _f(val_accuracy), _f(test_accuracy),
                  None if confusion is None else json.dumps(np.asarray(confusion).tolist()),
                  None if classes is None else json.dumps(list(classes)),
                  None if timings is None else json.dumps(timings), _f(seconds), error,
                  *((counts or {}).get(s) for s in ("train", "val", "test")),
-                 None if chosen is None else json.dumps(chosen, default=str), run_id))
+                 None if chosen is None else json.dumps(chosen, default=str), _f(val_ece),
+                 _f(temperature), None if reliability is None else json.dumps(reliability),
+                 run_id))
             if blob is not None:
                 db.execute("INSERT OR REPLACE INTO weights VALUES (?, 'safetensors', ?)",
                            (run_id, blob))
@@ -274,7 +285,8 @@ class Ledger:
         import pandas as pd
 
         q = ("SELECT id, created, status, name, dataset, backbone, head, mode, augment, seed, epochs, "
-             "train_accuracy, val_accuracy, test_accuracy, n_val, n_test, seconds FROM runs")
+             "train_accuracy, val_accuracy, test_accuracy, n_val, n_test, val_ece, temperature, seconds "
+             "FROM runs")
         args: tuple = ()
         if status:
             q, args = q + " WHERE status=?", (status,)
@@ -282,8 +294,7 @@ class Ledger:
             df = pd.read_sql_query(q + " ORDER BY id DESC", db, params=args)
         df["created"] = pd.to_datetime(df["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
         for split in ("val", "test"):  # 95% Wilson interval of each accuracy
-            ci = [wilson_interval(round(a * n), int(n)) if a == a and n == n and n else
-                  (float("nan"), float("nan")) for a, n in zip(df[f"{split}_accuracy"], df[f"n_{split}"])]
+            ci = [accuracy_interval(a, n) for a, n in zip(df[f"{split}_accuracy"], df[f"n_{split}"])]
             df[f"{split}_low"] = [c[0] for c in ci]
             df[f"{split}_high"] = [c[1] for c in ci]
         return df
@@ -294,7 +305,7 @@ class Ledger:
         if row is None:
             raise UnknownName(f"no run {run_id}")
         d = dict(row)
-        for k in ("config", "confusion", "classes", "timings", "chosen"):
+        for k in ("config", "confusion", "classes", "timings", "chosen", "reliability"):
             d[k] = json.loads(d[k]) if d[k] else None
         d["history"] = self.history(run_id)
         return d

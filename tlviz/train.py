@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tlviz.backbones import get_backbone_spec
+from tlviz.calibration import ece_from_bins, reliability
 from tlviz.data import ImageDataset, load_dataset
 from tlviz.embed import embed, embed_images
 from tlviz.errors import BadInput, Cancelled
@@ -85,6 +86,9 @@ class RunResult:
     status: str = "completed"
     model: object = None
     chosen: dict = field(default_factory=dict)  # hyper-parameters chosen inside the train split
+    val_ece: float | None = None  # expected calibration error on val (15 bins)
+    reliability: list = field(default_factory=list)  # val reliability bins (tlviz.calibration)
+    temperature: float | None = None  # logits / T; None: not temperature-scaled (kNN, torch modes)
 
     def counts(self) -> dict[str, int]:
         """Images behind each split's accuracy."""
@@ -92,7 +96,8 @@ class RunResult:
 
     def to_json(self) -> dict:
         out = {"run_id": self.run_id, "seconds": round(self.seconds, 3), "status": self.status,
-               "chosen": self.chosen}
+               "chosen": self.chosen, "val_ece": self.val_ece, "temperature": self.temperature,
+               "reliability": self.reliability}
         n = self.counts()
         for split in ("train", "val", "test"):
             acc = getattr(self, f"{split}_accuracy")
@@ -133,14 +138,16 @@ def feature_extraction(ctx: Context) -> ModeOutput:
         ctx.epoch_done(rec)
         history = [rec]
     t_fit = time.perf_counter() - t1
-    preds = {}
+    preds, proba = {}, {}
+    model = FeaturePredictor(cfg.backbone, cfg.head, params, head, list(ds.classes))
     for split in ds.split_names:
         idx = emb.indices(split)
         preds[split] = (idx, head.predict(np.asarray(emb.features[idx])) if len(idx) else idx)
+    if len(va := emb.indices("val")):
+        proba["val"] = model.head_proba(np.asarray(emb.features[va]))
     state = {f"head.{k}": v for k, v in head.get_state().items()}
-    model = FeaturePredictor(cfg.backbone, cfg.head, params, head, list(ds.classes))
     return ModeOutput(preds, history, state, {"embed": t_embed, "fit": t_fit}, model,
-                      chosen=dict(getattr(head, "chosen_", {})))
+                      chosen=dict(getattr(head, "chosen_", {})), probabilities=proba)
 
 
 def _augmented_features(ctx: Context, emb, Xtr, ytr, views: int):
@@ -182,13 +189,18 @@ class FeaturePredictor(Predictor):
         k = getattr(self.head, "k_", None)
         return None if k is None else int(np.ravel(k)[0])
 
-    def predict_proba(self, images: list) -> np.ndarray:
-        proba = np.zeros((len(images), len(self.classes)))
-        if len(images):
-            X = (embed_images(images, self.backbone) if self.net is None else
-                 embed_images(images, self.net, get_backbone_spec(self.backbone)))
+    def head_proba(self, X: np.ndarray) -> np.ndarray:
+        """Features -> probabilities over all the run's classes (0 for classes absent from train)."""
+        proba = np.zeros((len(X), len(self.classes)))
+        if len(X):
             proba[:, np.asarray(self.head.classes_).astype(int)] = self.head.predict_proba(X)
         return proba
+
+    def predict_proba(self, images: list) -> np.ndarray:
+        if not len(images):
+            return np.zeros((0, len(self.classes)))
+        return self.head_proba(embed_images(images, self.backbone) if self.net is None else
+                               embed_images(images, self.net, get_backbone_spec(self.backbone)))
 
     def _net(self):
         if self.net is None:
@@ -263,16 +275,23 @@ def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
     if conf_split in out.predictions and len(out.predictions[conf_split][0]):
         idx, y_pred = out.predictions[conf_split]
         conf = confusion_matrix(ds.labels[idx], y_pred, ds.num_classes).tolist()
+    bins, ece = [], None
+    if "val" in out.probabilities and "val" in out.predictions:
+        bins = reliability(out.probabilities["val"], ds.labels[out.predictions["val"][0]])
+        ece = ece_from_bins(bins)
+    temperature = out.chosen.get("temperature")
     seconds = time.perf_counter() - t0
     result = RunResult(run_id, acc.get("val"), acc.get("test"), acc.get("train"), seconds,
                        out.history, list(ds.classes), conf, conf_split,
                        {s: (idx, ds.labels[idx], p) for s, (idx, p) in out.predictions.items()},
-                       out.timings, model=out.model, chosen=out.chosen)
+                       out.timings, model=out.model, chosen=out.chosen, val_ece=ece,
+                       reliability=bins, temperature=temperature)
     if led:
         led.finish_run(run_id, train_accuracy=result.train_accuracy, val_accuracy=result.val_accuracy,
                        test_accuracy=result.test_accuracy, confusion=conf, classes=ds.classes,
                        timings=out.timings, seconds=seconds, weights=out.weights,
-                       counts=result.counts(), chosen=out.chosen)
+                       counts=result.counts(), chosen=out.chosen, val_ece=ece,
+                       temperature=temperature, reliability=bins)
     return result
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from tlviz import explore
+from tlviz.metrics import accuracy_text
 from tlviz.plots import embedding_figure
 from ui import cache, nav, state, widgets
 from ui.text import esc
@@ -296,8 +297,8 @@ def before_after(v: View) -> None:
         st.page_link(nav.TRAIN, label="Open the Train page", icon=nav.ICONS[nav.TRAIN])
         return
     labels = {int(r.id): f"#{r.id} · {r.name or ''} · {r.backbone} · val "
-              f"{r.val_accuracy:.1%}" if r.val_accuracy == r.val_accuracy else f"#{r.id}"
-              for r in runs.itertuples()}
+              f"{accuracy_text(r.val_accuracy, r.n_val)}" if r.val_accuracy == r.val_accuracy
+              else f"#{r.id}" for r in runs.itertuples()}
     with st.form("explore.ba_form", border=False):
         b1, b2, b3, b4 = st.columns([3, 1, 1, 2])
         run_id = b1.selectbox("Fine-tuned run", list(labels), format_func=labels.get,

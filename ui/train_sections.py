@@ -16,6 +16,7 @@ from tlviz.curves import (
     off_diagonal_cells,
 )
 from tlviz.modes import get_mode
+from tlviz.plots import reliability_figure
 from ui import cache, jobs, nav, state, widgets
 from ui.sidebar import Choices
 from ui.text import esc
@@ -180,6 +181,38 @@ def outcome(job: jobs.Job, ds, choices: Choices) -> None:
         if r.confusion is not None:
             mistakes(r, job.meta["ref"], job.meta["seed"], ds if job.meta["ref"] == choices.dataset
                      else None)
+        if r.reliability:
+            calibration(r, job.meta["cfg"])
+
+
+def calibration(r, cfg) -> None:
+    """The run's reliability diagram on val, its ECE and what its temperature did."""
+    st.markdown("##### Do its probabilities mean what they say?")
+    left, right = st.columns([1.5, 1], gap="large", vertical_alignment="center")
+    with left:
+        st.plotly_chart(reliability_figure({"val": r.reliability}, height=340),
+                        key="train.reliability", config={"displayModeBar": False})
+    with right:
+        st.metric("Val calibration error (ECE)", f"{r.val_ece:.3f}",
+                  help="Expected calibration error: the val images grouped into 15 bins by the "
+                       "top class's probability; the mean gap, weighted by images, between a "
+                       "bin's confidence and its accuracy. 0 = perfectly calibrated.")
+        t = r.temperature
+        if cfg.mode == "feature-extraction" and cfg.head == "knn":
+            st.caption("A kNN head's probabilities are vote shares of its nearest training "
+                       "images (“4 of 5”); they are not rescaled.")
+        elif t is None:
+            st.caption("These are the network's own softmax probabilities (not rescaled).")
+        elif t != 1:
+            st.caption(f"The logits are divided by a **temperature of {t:.2f}**, fitted on "
+                       "out-of-fold predictions inside the training images (val and test never "
+                       f"seen): {'softer' if t > 1 else 'sharper'} probabilities, the same "
+                       "predicted classes.")
+        else:
+            st.caption("A temperature fitted on the training images did not lower their "
+                       "calibration error, so the probabilities are kept as trained (T = 1).")
+        st.caption("Bars below the diagonal: the run is more sure than it is right. Hover a "
+                   "bar for its number of images: a bin of two images says little.")
 
 
 def thumb_caption(ds, i: int) -> str:
@@ -278,11 +311,20 @@ def ladder(choices: Choices, busy: bool, was_running: bool) -> None:
         if res.cancelled:
             st.warning("Ladder stopped; the rungs finished so far are below.")
         st.plotly_chart(ladder_figure(res.table), config={"displayModeBar": False})
-        st.dataframe(res.table, hide_index=True, width="stretch", column_config={
-            "val_mean": st.column_config.NumberColumn("val mean", format="percent"),
-            "val_std": st.column_config.NumberColumn("val std", format="percent"),
-            "test_mean": st.column_config.NumberColumn("test mean", format="percent"),
+        from tlviz.metrics import accuracy_text
+
+        t = res.table
+        shown = t[["step", "seconds_mean", "n_seeds", "run_ids"]].assign(
+            val=[accuracy_text(m, n, s) for m, n, s in zip(t["val_mean"], t["n_val"], t["val_std"])],
+            test=[accuracy_text(m, n) for m, n in zip(t["test_mean"], t["n_test"])])
+        st.dataframe(shown[["step", "val", "test", "seconds_mean", "n_seeds", "run_ids"]],
+                     hide_index=True, width="stretch", column_config={
+            "val": st.column_config.TextColumn(
+                "val mean ± std (95% CI)", help="Mean val accuracy over the seeds ± its spread "
+                "(points), and the 95% Wilson interval of the mean on the val images"),
+            "test": st.column_config.TextColumn("test mean (95% CI)"),
             "seconds_mean": st.column_config.NumberColumn("seconds", format="%.1f"),
+            "n_seeds": st.column_config.NumberColumn("seeds", width="small"),
             "run_ids": st.column_config.ListColumn("runs")})
         ids = ",".join(str(i) for i in res.run_ids)
         if st.button("Compare these runs", key="train.ladder_compare", type="primary"):

@@ -150,8 +150,9 @@ def file_label(ds, i: int) -> str:
 def run_label(row) -> str:
     """#id · dataset · backbone · head-or-mode · val acc [status] (user text stays plain text)."""
     what = row["head"] if row["mode"] in (None, "feature-extraction") else row["mode"]
-    acc = row["val_accuracy"]
-    acc_txt = "—" if acc is None or acc != acc else f"{acc:.1%}"
+    from tlviz.metrics import accuracy_text
+
+    acc_txt = accuracy_text(row["val_accuracy"], row.get("n_val"))
     status = "" if row["status"] == "completed" else f" [{row['status']}]"
     return f"#{row['id']} · {row['dataset']} · {row['backbone']} · {what} · val {acc_txt}{status}"
 
