@@ -83,8 +83,21 @@ class SpriteSheets:
 
     def tile_image(self, index: int) -> Image.Image:
         """Image ``index`` cut back out of its sheet (for tests and checks)."""
-        with Image.open(io.BytesIO(self.sheets[sheet_of(index, self.per_sheet)])) as im:
-            return im.crop(tile_box(index, self.tile, self.cols, self.per_sheet)).convert("RGB")
+        return self.tile_images([index])[0]
+
+    def tile_images(self, indices: Sequence[int], size: int | None = None) -> list[Image.Image]:
+        """Images ``indices`` cut out of their sheets (each sheet decoded once), resized to
+        ``size`` px when given."""
+        out, open_sheets = [], {}
+        for i in indices:
+            s = sheet_of(i, self.per_sheet)
+            if s not in open_sheets:
+                with Image.open(io.BytesIO(self.sheets[s])) as im:
+                    open_sheets[s] = im.convert("RGB")
+            tile = open_sheets[s].crop(tile_box(i, self.tile, self.cols, self.per_sheet))
+            out.append(tile if size is None or size == self.tile
+                       else tile.resize((size, size), Image.BILINEAR))
+        return out
 
 
 def build_sprite_sheets(ds, tile: int = TILE, cols: int = COLS, per_sheet: int = PER_SHEET,
