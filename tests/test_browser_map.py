@@ -77,10 +77,11 @@ def test_hovering_a_dot_shows_its_image_offline(server):
         card = page.locator("#tlviz-hover-card")
         info = page.evaluate("""() => { const t = document.getElementById('tlviz-hover-card');
             const img = t.querySelector('img'), box = img.parentElement.getBoundingClientRect();
-            return {src: img.src, natural: img.naturalWidth, w: box.width, h: box.height,
+            return {src: img.src, sheet: img.dataset.sheet, natural: img.naturalWidth, w: box.width, h: box.height,
                     index: Number(t.dataset.index), text: t.innerText}; }""")
         assert info["natural"] > 0 and info["w"] >= 96 and info["h"] >= 96, info
-        assert info["src"].startswith(server.url + "/media/"), info  # served by the app itself
+        # the sheet's bytes came from the app's own media endpoint (fetched, then a blob: URL)
+        assert info["sheet"].startswith("/media/") and info["src"].startswith("blob:"), info
         text = info["text"]
         assert f"#{info['index']}" in text and any(s in text for s in ("train", "val", "test"))
         if _dataset() == "hymenoptera":

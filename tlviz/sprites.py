@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 
 TILE = 96  # px: the hover preview's size
 COLS = 8  # tiles a row
-PER_SHEET = 64  # tiles a sheet (8 x 8: 768 x 768 px, ~100-150 KB for photos)
+PER_SHEET = 64  # tiles a sheet (8 x 8: 768 x 768 px, ~80-120 KB for photos)
 QUALITY = 70  # JPEG quality of the sheets
 Progress = Callable[[int, int, str], None]
 

@@ -104,8 +104,9 @@ def selection_panel(choices, ds, selected: list[int]) -> None:
         st.markdown(f"**{esc(ds.classes[ds.labels[i]])}**  \n{esc(widgets.file_label(ds, i))}  \n"
                     f"split: {esc(ds.splits[i])} · image #{i}")
         return
-    show = selected[:24]
+    show = selected[::-(-len(selected) // 24)][:24]  # spread over the selection
     widgets.image_grid([cache.thumbnail(choices.dataset, i, 96, choices.seed) for i in show],
                        [str(ds.classes[ds.labels[i]]) for i in show], columns=3)
     if len(selected) > len(show):
-        st.caption(f"… and {len(selected) - len(show)} more (Explore lists them all)")
+        st.caption(f"{len(show)} of {len(selected)} shown, spread over the selection "
+                   "(Explore lists them all)")
