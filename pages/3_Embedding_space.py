@@ -14,7 +14,7 @@ from functools import partial
 import streamlit as st
 
 from tlviz.metrics import METRIC_HELP
-from ui import cache, embedmap, nav, sidebar, state, widgets
+from ui import cache, embedmap, hovermap, nav, sidebar, state, widgets
 from ui.text import esc
 
 AUTO_LIMIT = 3000  # embed without asking up to this many images (or when already on disk)
@@ -85,7 +85,7 @@ names = None
 maps, panel = st.columns([2.9, 1], gap="medium")
 with panel:
     color_by, points = embedmap.display_choices(dim)
-    sheets = embedmap.sprites(choices) if dim == 2 else None
+    sheets = hovermap.sprites(choices.dataset, choices.seed) if dim == 2 else None
 cols = maps.columns(len(backbones), gap="medium")
 for k, (col, bb) in enumerate(zip(cols, backbones)):
     with col:

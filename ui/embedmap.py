@@ -50,16 +50,6 @@ def display_choices(dim: int) -> tuple[str, str]:
     return color_by, points
 
 
-def sprites(choices):
-    """The dataset's thumbnail sheets (a progress bar the first time), or None with a note."""
-    try:
-        with widgets.progress("Thumbnails for the map") as cb:
-            return cache.sprite_sheets(choices.dataset, choices.seed, progress=cb)
-    except Exception as e:  # noqa: BLE001 - the map still works, without previews
-        st.caption(f"No image previews ({type(e).__name__}): {esc(e)}")
-        return None
-
-
 def draw(key: str, chart_key: str, choices, ds, labels: np.ndarray, idx: np.ndarray,
          coords: np.ndarray, *, names: list[str], selected: list[int], height: int,
          on_select: Callable | str, sheets, color_by: str, points: str,

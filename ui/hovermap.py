@@ -166,6 +166,20 @@ export default function (component) {
 _component = st.components.v2.component("tlviz.hovermap", js=_JS, isolate_styles=False)
 
 
+def sprites(ref: str, seed: int = 0):
+    """The dataset's thumbnail sheets (a progress bar the first time), or None after a
+    one-line note: the map still works, without previews."""
+    from ui import cache, widgets
+    from ui.text import esc
+
+    try:
+        with widgets.progress("Thumbnails for the map") as cb:
+            return cache.sprite_sheets(ref, seed, progress=cb)
+    except Exception as e:  # noqa: BLE001 - never a traceback for a missing preview
+        st.caption(f"No image previews ({type(e).__name__}): {esc(e)}")
+        return None
+
+
 def _media_urls(sheets: list[bytes], target: str) -> list[str]:
     """One media-file URL per sheet, held by this session for this run (as ``st.image``)."""
     from streamlit import config, runtime
