@@ -163,6 +163,8 @@ export default function (component) {
 }
 """
 
+# the component draws nothing in place: take back the gap the page puts before it
+_CSS = "<style>.stElementContainer[class*='_tlvizhover'] { margin-top: -1rem; }</style>"
 _component = st.components.v2.component("tlviz.hovermap", js=_JS, isolate_styles=False)
 
 
@@ -198,7 +200,8 @@ def attach(target: str, sprites, classes: list[str], kept_k: int | None = None,
     same container, after the chart. ``show``: the preview's size in CSS pixels."""
     urls = _media_urls(sprites.sheets, target)
     per_sheet = max(1, sprites.nbytes // max(1, len(sprites.sheets)))
-    _component(key=f"{target}.hover", height="content", data={
+    st.html(_CSS)
+    _component(key=f"{target}_tlvizhover", height="content", data={
         "target": target, "sheets": urls, **sprites.layout(), "show": int(show),
         "classes": [str(c) for c in classes], "kept_k": kept_k,
         "prefetch": PREFETCH_BYTES, "sheet_bytes": per_sheet})
