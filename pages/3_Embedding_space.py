@@ -13,7 +13,7 @@ from functools import partial
 
 import streamlit as st
 
-from tlviz.metrics import METRIC_HELP
+from tlviz.metrics import METRIC_HELP, PROJECTION_HELP
 from ui import cache, embedmap, hovermap, nav, sidebar, state, widgets
 from ui.text import esc
 
@@ -110,7 +110,8 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
         for mcol, (key, label, fmt) in zip(mcols, shown):
             where = " — of the 2D picture itself." if key == "trustworthiness" else \
                 " — measured on the full feature vectors, not on the picture."
-            mcol.metric(label, fmt.format(report[key]), help=METRIC_HELP[key] + where)
+            mcol.metric(label, fmt.format(report[key]),
+                        help={**METRIC_HELP, **PROJECTION_HELP}[key] + where)
         if names is None:
             names = [widgets.file_label(ds, i) for i in range(len(ds))]
         embedmap.draw(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, emb.labels[idx], idx, coords,

@@ -142,6 +142,9 @@ METRIC_HELP = {
     "knn5_loo_accuracy": "accuracy of a 5-nearest-neighbour vote (cosine), each image left out "
                          "in turn",
     "scatter_ratio": "spread between class centres / spread within classes (higher = apart)",
+}
+# of the 2D picture, not of the features (:func:`projection_quality`)
+PROJECTION_HELP = {
     "trustworthiness": "0..1: how far the map's neighbours can be trusted. 1 = every image's 10 "
                        "nearest on the map are among its nearest in feature space (cosine); "
                        "lower = the picture puts strangers side by side",
