@@ -96,8 +96,11 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             with st.spinner(f"{METHODS[method]} of {len(emb.indices(split_arg)):,} points…"):
                 idx, coords = cache.projection(choices.dataset, bb, method, dim, choices.seed,
                                                split_arg)
-                quality = cache.projection_quality(choices.dataset, bb, method, choices.seed,
-                                                   split_arg, embedmap.K) if dim == 2 else {}
+                args = (choices.dataset, bb, method, choices.seed, split_arg, embedmap.K)
+                quality = cache.projection_quality(*args) if dim == 2 else {}
+                kept = quality.get("kept")
+                if kept is None and dim == 2 and color_by == "kept":  # all points, not a sample
+                    kept = cache.projection_quality(*args, full=True)["kept"]
             report = {**cache.separation(choices.dataset, bb, choices.seed, split_arg),
                       "trustworthiness": quality.get("trustworthiness", float("nan"))}
         except Exception as e:  # noqa: BLE001 - e.g. too few images for t-SNE / UMAP
@@ -108,8 +111,11 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
         per_row = len(shown) if len(backbones) == 1 else 2  # narrow columns: 2 x 2
         mcols = [c for r in range(0, len(shown), per_row) for c in st.columns(per_row, gap="small")]
         for mcol, (key, label, fmt) in zip(mcols, shown):
-            where = " — of the 2D picture itself." if key == "trustworthiness" else \
-                " — measured on the full feature vectors, not on the picture."
+            where = " — measured on the full feature vectors, not on the picture."
+            if key == "trustworthiness":
+                where = " — of the 2D picture itself" + (
+                    "." if quality.get("sample") is None else
+                    f", estimated on {len(quality['sample']):,} of its images.")
             mcol.metric(label, fmt.format(report[key]),
                         help={**METRIC_HELP, **PROJECTION_HELP}[key] + where)
         if names is None:
@@ -118,7 +124,7 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
                       names=[names[i] for i in idx], selected=selected,
                       height=360 if len(backbones) == 2 else 440,
                       on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",
-                      sheets=sheets, color_by=color_by, points=points, kept=quality.get("kept"))
+                      sheets=sheets, color_by=color_by, points=points, kept=kept)
         how = "from cache" if emb.from_cache else f"embedded in {emb.seconds:.0f} s"
         left_out = f" · {len(emb.failed)} unreadable image(s) left out" if emb.failed else ""
         st.caption(f"{len(idx):,} images · {emb.features.shape[1]:,} features each · {how}"

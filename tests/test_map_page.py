@@ -90,3 +90,15 @@ def test_map_choices_from_a_link_are_validated(tiny):
     at = open_map(points="<img src=x>", color_by="../etc")
     assert at.session_state["s.points"] == "dots" and at.session_state["s.color_by"] == "class"
     assert "images" not in figure(at)["layout"]
+
+
+def test_bigger_maps_estimate_trust_on_a_sample_and_still_colour_every_point(tiny, monkeypatch):
+    from ui import cache
+
+    monkeypatch.setattr(cache, "TRUST_SAMPLE", 12)  # 30 images: a "bigger" map
+    at = open_map(color_by="kept")
+    trust = next(m for m in at.metric if m.label == "trust")
+    assert "estimated on 12 of its images" in trust.proto.help
+    assert 0 < float(trust.value) <= 1
+    trace = figure(at)["data"][0]
+    assert len(trace["customdata"]) == 30 and all(0 <= row[4] <= 10 for row in trace["customdata"])

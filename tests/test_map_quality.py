@@ -51,6 +51,20 @@ def test_neighbours_kept_matches_sklearn_neighbour_sets():
     assert 0 <= kept.min() and kept.max() <= 10 and 0 < kept.mean() < 10
 
 
+def test_a_sample_of_rows_gives_the_same_ranks_and_estimates_trustworthiness():
+    from tlviz.metrics import projection_ranks
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(800, 24)).astype(np.float32)
+    Y = X[:, :2] + 0.5 * rng.normal(size=(800, 2))
+    rows = np.array([0, 5, 17, 400, 799])
+    assert (projection_ranks(X, Y, rows=rows) == projection_ranks(X, Y)[rows]).all()
+    full = projection_quality(X, Y)["trustworthiness"]
+    est = projection_quality(X, Y, sample=300)
+    assert est["kept"] is None and len(est["sample"]) == 300
+    assert est["trustworthiness"] == pytest.approx(full, abs=0.02)
+
+
 def test_quality_guards_small_inputs():
     with pytest.raises(BadInput):
         trustworthiness(np.zeros((10, 3)), np.zeros((10, 2)), k=10)

@@ -193,16 +193,22 @@ def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
     return separation_report(X, emb.labels[idx], metric="cosine" if method is None else "euclidean")
 
 
+TRUST_SAMPLE = 2000  # bigger maps: trustworthiness estimated on this many images
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def projection_quality(ref: str, backbone: str, method: str = "umap", seed: int = 0,
-                       split: str | None = None, k: int = 10) -> dict:
+                       split: str | None = None, k: int = 10, full: bool = False) -> dict:
     """``tlviz.metrics.projection_quality`` of the 2D :func:`projection`: trustworthiness
-    and per-point neighbours kept (row-aligned with the projection's indices)."""
+    (estimated on :data:`TRUST_SAMPLE` images of bigger maps, unless ``full``) and
+    per-point neighbours kept (row-aligned with the projection's indices; None when
+    estimated)."""
     from tlviz.metrics import projection_quality as _quality
 
     emb = embeddings(ref, backbone, seed)
     idx, coords = projection(ref, backbone, method, 2, seed, split)
-    return _quality(np.asarray(emb.features[idx], np.float32), coords, k=k, metric="cosine")
+    return _quality(np.asarray(emb.features[idx], np.float32), coords, k=k, metric="cosine",
+                    sample=None if full else TRUST_SAMPLE)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
