@@ -198,7 +198,11 @@ def attach(target: str, sprites, classes: list[str], kept_k: int | None = None,
     """Hover previews for the plotly chart drawn inside ``st.container(key=target)``
     (the figure made with ``embedding_figure(..., image_hover=True)``); call it inside the
     same container, after the chart. ``show``: the preview's size in CSS pixels."""
-    urls = _media_urls(sprites.sheets, target)
+    try:  # Streamlit's media file manager is internal API: a change must not break the map
+        urls = _media_urls(sprites.sheets, target)
+    except Exception as e:  # noqa: BLE001
+        st.caption(f"No image previews ({type(e).__name__}).")
+        return
     per_sheet = max(1, sprites.nbytes // max(1, len(sprites.sheets)))
     st.html(_CSS)
     _component(key=f"{target}_tlvizhover", height="content", data={
