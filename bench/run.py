@@ -24,8 +24,8 @@ from common import BENCH_DIR, ROOT, machine_info
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-ORDER = ["startup", "app", "eval", "calibration", "labels", "embed", "project", "heads", "scaling",
-         "ladder"]
+ORDER = ["startup", "app", "hover", "eval", "calibration", "labels", "embed", "project", "heads",
+         "scaling", "ladder"]
 MARK = re.compile(r"<!-- bench:(\w+) -->\n(.*?)(?=<!-- bench:|\Z)", re.S)
 
 

@@ -1,9 +1,10 @@
 """Embedding space: one or two backbones' features of the chosen dataset, projected to 2D/3D
-(UMAP, PCA or t-SNE) side by side, coloured by class, with separation metrics beside each.
+(UMAP, PCA or t-SNE) side by side, coloured by class (or by neighbours kept), with
+separation metrics and the map's trustworthiness beside each.
 
-Plotly cannot draw images inside a hover box, so hovering shows the class and file name,
-and a click (or a lasso/box selection) shows the images themselves under the plots, and
-rings the same images in the other plot: where do pixel-neighbours land in feature space?
+Hovering a dot shows its image (``ui.hovermap``); a click or a lasso/box selection pins
+images in the panel beside the maps and rings them in the other map: where do
+pixel-neighbours land in feature space? The 2D map can draw the images themselves.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from functools import partial
 
 import streamlit as st
 
-from tlviz.metrics import METRIC_HELP, accuracy_interval
-from tlviz.plots import embedding_figure
-from ui import cache, nav, sidebar, state, widgets
+from tlviz.metrics import METRIC_HELP, PROJECTION_HELP, accuracy_interval
+from ui import cache, embedmap, hovermap, nav, sidebar, state, widgets
 from ui.text import esc
 
 AUTO_LIMIT = 3000  # embed without asking up to this many images (or when already on disk)
 METHODS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 METRICS = [("silhouette", "silhouette", "{:.2f}"), ("knn5_loo_accuracy", "kNN-5 acc.", "{:.1%}"),
-           ("scatter_ratio", "scatter ratio", "{:.2f}")]
+           ("scatter_ratio", "scatter ratio", "{:.2f}"), ("trustworthiness", "trust", "{:.2f}")]
 
 
 def _index(customdata) -> int:
@@ -39,8 +39,8 @@ def _on_select(key: str) -> None:
 choices = sidebar.choices()
 st.title("Embedding space")
 if not choices.presenter:
-    st.caption("Each dot is an image, placed by its feature vector: images a backbone finds "
-               "similar end up close. Well-separated colours mean a simple head will do well.")
+    st.caption("Each dot is an image placed by its features: similar images end up close. "
+               "Well-separated colours mean a simple head will do well.")
 
 ds = widgets.dataset_or_stop(choices)
 available = {b.name: b for b in cache.backbones((choices.backbone,))}
@@ -82,7 +82,11 @@ if not ready:
 
 selected: list[int] = list(state.get("selection", []))
 names = None
-cols = st.columns(len(backbones), gap="large")
+maps, panel = st.columns([2.9, 1], gap="medium")
+with panel:
+    color_by, points = embedmap.display_choices(dim)
+    sheets = hovermap.sprites(choices.dataset, choices.seed) if dim == 2 else None
+cols = maps.columns(len(backbones), gap="medium")
 for k, (col, bb) in enumerate(zip(cols, backbones)):
     with col:
         emb = widgets.load_embeddings(choices, bb)
@@ -92,51 +96,46 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             with st.spinner(f"{METHODS[method]} of {len(emb.indices(split_arg)):,} points…"):
                 idx, coords = cache.projection(choices.dataset, bb, method, dim, choices.seed,
                                                split_arg)
-            report = cache.separation(choices.dataset, bb, choices.seed, split_arg)
+                args = (choices.dataset, bb, method, choices.seed, split_arg, embedmap.K)
+                quality = cache.projection_quality(*args) if dim == 2 else {}
+                kept = quality.get("kept")
+                if kept is None and dim == 2 and color_by == "kept":  # all points, not a sample
+                    kept = cache.projection_quality(*args, full=True)["kept"]
+            report = {**cache.separation(choices.dataset, bb, choices.seed, split_arg),
+                      "trustworthiness": quality.get("trustworthiness", float("nan"))}
         except Exception as e:  # noqa: BLE001 - e.g. too few images for t-SNE / UMAP
             st.error(f"{METHODS[method]} failed on {esc(bb)} ({type(e).__name__}): {esc(e)}")
             continue
-        st.markdown(f"#### {esc(bb)}")
-        mcols = st.columns(3)
-        for mcol, (key, label, fmt) in zip(mcols, METRICS):
-            mcol.metric(label, fmt.format(report[key]), help=METRIC_HELP[key] +
-                        " — measured on the full feature vectors, not on the picture.")
+        st.markdown(f"##### {esc(bb)}")
+        shown = METRICS if dim == 2 else METRICS[:3]
+        per_row = len(shown) if len(backbones) == 1 else 2  # narrow columns: 2 x 2
+        mcols = [c for r in range(0, len(shown), per_row) for c in st.columns(per_row, gap="small")]
+        for mcol, (key, label, fmt) in zip(mcols, shown):
+            where = " — measured on the full feature vectors, not on the picture."
+            if key == "trustworthiness":
+                where = " — of the 2D picture itself" + (
+                    "." if quality.get("sample") is None else
+                    f", estimated on {len(quality['sample']):,} of its images.")
+            mcol.metric(label, fmt.format(report[key]),
+                        help={**METRIC_HELP, **PROJECTION_HELP}[key] + where)
             if key == "knn5_loo_accuracy" and report[key] == report[key]:
-                n = len(emb.indices(split_arg))
-                lo, hi = accuracy_interval(report[key], n)
-                mcol.caption(f"95% CI {lo:.1%}–{hi:.1%} · n={n:,}")
+                lo, hi = accuracy_interval(report[key], len(idx))
+                mcol.caption(f"95% CI {lo:.0%}–{hi:.0%} · n={len(idx):,}")
         if names is None:
             names = [widgets.file_label(ds, i) for i in range(len(ds))]
-        fig = embedding_figure(coords, emb.labels[idx], ds.classes, idx,
-                               names=[names[i] for i in idx], highlight=selected or None,
-                               height=460 if len(backbones) == 2 else 560, dragmode="pan")
-        st.plotly_chart(fig, width="stretch", key=f"emb_plot_{k}",
-                        on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",
-                        selection_mode=("points", "box", "lasso"))
+        embedmap.draw(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, emb.labels[idx], idx, coords,
+                      names=[names[i] for i in idx], selected=selected,
+                      height=360 if len(backbones) == 2 else 440,
+                      on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",
+                      sheets=sheets, color_by=color_by, points=points, kept=kept)
         how = "from cache" if emb.from_cache else f"embedded in {emb.seconds:.0f} s"
         left_out = f" · {len(emb.failed)} unreadable image(s) left out" if emb.failed else ""
         st.caption(f"{len(idx):,} images · {emb.features.shape[1]:,} features each · {how}"
                    f"{left_out}")
 
-st.caption("Hover a dot for its class and file. Click one to see the image, or pick the lasso "
-           "in the chart's toolbar to select a group: it is ringed in both plots."
-           if dim == 2 else "Drag to rotate; selection works in the 2D view.")
-st.page_link(nav.EXPLORE, label="Explore this space: neighbours, selections, augmented "
-             "copies, label issues", icon=nav.ICONS[nav.EXPLORE])
-if selected:
-    head, clear = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"**{len(selected)} selected image(s)**")
-    clear.button("Clear selection", key="emb_clear", on_click=state.set, args=("selection", []),
-                 kwargs={"url": False})
-    if len(selected) == 1:
-        i = selected[0]
-        pic, info = st.columns([1, 3])
-        pic.image(cache.thumbnail(choices.dataset, i, 224, choices.seed), width="stretch")
-        info.markdown(f"**{esc(ds.classes[ds.labels[i]])}**  \n{esc(widgets.file_label(ds, i))}  \n"
-                      f"split: {ds.splits[i]} · image #{i}")
-    else:
-        show = selected[:40]
-        st.image([cache.thumbnail(choices.dataset, i, 96, choices.seed) for i in show], width=96,
-                 caption=[esc(ds.classes[ds.labels[i]]) for i in show])
-        if len(selected) > len(show):
-            st.caption(f"… and {len(selected) - len(show)} more")
+with panel:
+    embedmap.selection_panel(choices, ds, selected)
+maps.caption(embedmap.TRUST_SENTENCE if dim == 2 else
+             "Drag to rotate; hover previews and selection work in the 2D view.")
+maps.page_link(nav.EXPLORE, label="Explore this space: neighbours, selections, augmented "
+               "copies, label issues", icon=nav.ICONS[nav.EXPLORE])

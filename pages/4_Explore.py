@@ -14,7 +14,8 @@ from ui import explore_tabs as tabs
 
 choices = sidebar.choices()
 st.title("Explore the embedding space")
-st.caption("Click a point for its nearest neighbours, lasso a region to see its images. "
+st.caption("Hover a point to see its image, click it for its nearest neighbours, lasso a region "
+           "to select its images. "
            "Distances are measured on the full feature vectors, not on the 2D picture.")
 
 ds = widgets.dataset_or_stop(choices)

@@ -479,7 +479,8 @@ def satellites_figure(coords: np.ndarray, labels: np.ndarray, classes: Sequence[
 
     from tlviz.plots import class_colors, embedding_figure, hover_safe
 
-    fig = embedding_figure(coords, labels, classes, indices, height=height, marker_size=5)
+    fig = embedding_figure(coords, labels, classes, indices, height=height, marker_size=5,
+                           webgl=False)  # its star and cross traces are SVG
     fig.update_traces(marker_opacity=0.25, hoverinfo="skip", hovertemplate=None)
     colors = class_colors(len(classes))
     pts = sat.points
@@ -527,7 +528,7 @@ def animation_figure(before: np.ndarray, after: np.ndarray, labels: np.ndarray,
     from tlviz.plots import embedding_figure
 
     frames_xy = tween(np.asarray(before), np.asarray(after), steps)
-    fig = embedding_figure(frames_xy[0], labels, classes, indices, height=height)
+    fig = embedding_figure(frames_xy[0], labels, classes, indices, height=height, webgl=False)
     present = [k for k in range(len(classes)) if (np.asarray(labels) == k).any()]
     frames = []
     for n, xy in enumerate(frames_xy):

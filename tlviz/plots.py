@@ -27,6 +27,7 @@ LARGE_PALETTE = ("#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A
                  "#6C7C32", "#778AAE", "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA",
                  "#6C4516", "#0D2A63", "#AF0038")
 FONT = {"size": 15}
+WEBGL_ABOVE = 3000  # 2D maps with more points are drawn with WebGL
 
 
 def class_colors(n: int) -> list[str]:
@@ -45,7 +46,10 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
                      indices: Sequence[int] | None = None, *, names: Sequence[str] | None = None,
                      title: str | None = None, height: int = 520,
                      highlight: Sequence[int] | None = None, marker_size: int | None = None,
-                     dragmode: str = "lasso") -> go.Figure:
+                     dragmode: str = "lasso", splits: Sequence[str] | None = None,
+                     image_hover: bool = False, color_values: Sequence[float] | None = None,
+                     color_title: str = "", color_range: tuple[float, float] | None = None,
+                     webgl: bool | None = None) -> go.Figure:
     """Scatter of projected points (2 or 3 columns in ``coords``), coloured by class.
 
     ``indices``: dataset position of each row (default ``arange``), stored as
@@ -54,6 +58,17 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
     ``dragmode`` (2D): ``"lasso"`` — a drag draws a lasso, but Streamlit then ignores plain
     clicks; ``"pan"`` — a drag pans and a click selects one point (Streamlit's
     ``on_select``), the lasso and box stay in the toolbar.
+    ``image_hover``: plotly's own hover box is off and ``customdata`` rows are
+    ``[index, label, name, split(, value)]`` for a hover preview drawn by the page
+    (``ui.hovermap``); the text is raw (the preview sets it as text, never as HTML).
+    ``color_values``: one number per row (e.g. neighbours kept) colours the points on a
+    colour scale (``color_range``, titled ``color_title``: our own plotly text, ``<br>``
+    allowed, never user text) instead of by class; then one
+    trace holds every point and the legend is off.
+    ``webgl`` (2D): draw with ``Scattergl``, one canvas instead of one SVG node a point;
+    by default above :data:`WEBGL_ABOVE` points, where SVG makes every hover and unhover
+    a 50-150 ms restyle of the page (measured in chromium at 10,000 points).
+    The legend sits under the plot, away from the toolbar (top right).
     """
     coords = np.asarray(coords, dtype=float)
     labels = np.asarray(labels, dtype=int)
@@ -61,24 +76,61 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
     indices = np.arange(n) if indices is None else np.asarray(indices, dtype=int)
     colors = class_colors(len(classes))
     size = marker_size or (9 if n < 500 else 6 if n < 2500 else 4)
-    scatter = go.Scatter3d if dim == 3 else go.Scatter
+    if webgl is None:
+        webgl = n > WEBGL_ABOVE
+    scatter = go.Scatter3d if dim == 3 else go.Scattergl if webgl else go.Scatter
     fig = go.Figure()
-    for k, cls in enumerate(classes):
-        m = labels == k
-        if not m.any():
-            continue
-        hover = [hover_safe(names[i]) for i in np.flatnonzero(m)] if names is not None else None
+    names_arr = np.asarray(names if names is not None else [""] * n, dtype=object)
+    splits_arr = np.asarray(splits if splits is not None else [""] * n, dtype=object)
+    values = None if color_values is None else np.asarray(color_values, dtype=float)
+
+    def custom(m: np.ndarray) -> np.ndarray:
+        if not image_hover:
+            return np.c_[indices[m], labels[m]]
+        cols = [indices[m], labels[m], names_arr[m], splits_arr[m]]
+        if values is not None:
+            cols.append(values[m])
+        return np.array(list(zip(*cols)), dtype=object).reshape(int(m.sum()), len(cols))
+
+    def xyz_of(m) -> dict:
         xyz = {"x": coords[m, 0], "y": coords[m, 1]}
         if dim == 3:
             xyz["z"] = coords[m, 2]
+        return xyz
+
+    line = {"width": 0.5 if dim == 2 else 0, "color": "white"}
+    msize = size if dim == 2 else max(2, size - 3)
+    if values is not None:
+        lo, hi = color_range or (float(np.nanmin(values)), float(np.nanmax(values)))
+        all_rows = np.ones(n, bool)
+        plain_title = hover_safe(color_title.replace("<br>", " "))
         fig.add_trace(scatter(
-            **xyz, mode="markers", name=hover_safe(cls), text=hover,
-            customdata=np.c_[indices[m], labels[m]],
-            marker={"size": size if dim == 2 else max(2, size - 3), "color": colors[k],
-                    "opacity": 0.85, "line": {"width": 0.5 if dim == 2 else 0, "color": "white"}},
-            hovertemplate=(f"<b>{hover_safe(cls)}</b><br>%{{text}}<br>#%{{customdata[0]}}<extra></extra>"
-                           if hover is not None else
-                           f"<b>{hover_safe(cls)}</b><br>#%{{customdata[0]}}<extra></extra>"),
+            **xyz_of(all_rows), mode="markers", name=plain_title or "value",
+            customdata=custom(all_rows), showlegend=False,
+            text=None if image_hover else [hover_safe(x) for x in names_arr],
+            marker={"size": msize, "color": values, "colorscale": "Viridis", "cmin": lo, "cmax": hi,
+                    "opacity": 0.9, "line": line,
+                    "colorbar": {"title": {"text": color_title, "side": "top",
+                                           "font": {"size": 13}},
+                                 "thickness": 10, "len": 0.75, "tickfont": {"size": 12}}},
+            hoverinfo="none" if image_hover else None,
+            hovertemplate=None if image_hover else
+            f"%{{text}}<br>{plain_title}: %{{marker.color}}<extra></extra>"))
+    for k, cls in enumerate(classes):
+        m = labels == k
+        if values is not None or not m.any():
+            continue
+        hover = [hover_safe(names[i]) for i in np.flatnonzero(m)] \
+            if names is not None and not image_hover else None
+        fig.add_trace(scatter(
+            **xyz_of(m), mode="markers", name=hover_safe(cls), text=hover,
+            customdata=custom(m),
+            marker={"size": msize, "color": colors[k], "opacity": 0.85, "line": line},
+            hoverinfo="none" if image_hover else None,
+            hovertemplate=None if image_hover else
+            (f"<b>{hover_safe(cls)}</b><br>%{{text}}<br>#%{{customdata[0]}}<extra></extra>"
+             if hover is not None else
+             f"<b>{hover_safe(cls)}</b><br>#%{{customdata[0]}}<extra></extra>"),
         ))
     if highlight is not None and len(highlight):
         pos = {int(d): r for r, d in enumerate(indices)}
@@ -90,14 +142,16 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
             fig.add_trace(scatter(
                 **xyz, mode="markers", name="selected", hoverinfo="skip",
                 customdata=np.c_[indices[rows], labels[rows]],
-                marker={"size": size + 8, "color": "rgba(0,0,0,0)",
-                        "line": {"width": 2.5, "color": "#111"}}))
+                marker={"size": size + (8 if len(rows) <= 200 else 3), "color": "rgba(0,0,0,0)",
+                        "line": {"width": 2.5, "color": "#111"} if len(rows) <= 200 else
+                        {"width": 1, "color": "rgba(0,0,0,0.55)"}}))  # many: thin rings
     axis = {"showticklabels": False, "title": None, "zeroline": False, "showgrid": False}
     fig.update_layout(
         height=height, font=FONT, title=title, hovermode="closest", plot_bgcolor="#fbfbfd",
-        margin={"l": 10, "r": 10, "t": 60 if title else 36, "b": 10},
-        legend={"itemsizing": "constant", "title": None, "orientation": "h", "x": 0, "y": 1.0,
-                "yanchor": "bottom", "font": {"size": 16}},
+        margin={"l": 10, "r": 10, "t": 60 if title else 32, "b": 10},
+        # under the plot: the toolbar (top right) never covers a legend entry
+        legend={"itemsizing": "constant", "title": None, "orientation": "h", "x": 0, "y": -0.01,
+                "yanchor": "top", "font": {"size": 15}},
         clickmode="event+select", dragmode=dragmode if dim == 2 else "orbit",
         xaxis=axis, yaxis=axis,
     )
@@ -170,4 +224,36 @@ def reliability_figure(runs: dict[str, Sequence[dict]], height: int = 380,
     return fig
 
 
-__all__ = ["class_colors", "counts_figure", "embedding_figure", "hover_safe", "reliability_figure"]
+def add_image_points(fig: go.Figure, coords: np.ndarray, uris: Sequence[str],
+                     scale: float = 1.4) -> go.Figure:
+    """Draw images (``uris``: data URIs, one per row of ``coords``) centred on their 2D map
+    positions: the classic picture of CNN codes.
+
+    Sizes are in data units, so zooming in enlarges them: each image's box is ``scale``
+    cells of a sqrt(n) x sqrt(n) grid over the map, per axis, and the image keeps its
+    aspect inside it. The figure's markers stay (hover, click, lasso) above the images,
+    almost transparent, and the legend is hidden (the hover preview names the class).
+    """
+    coords = np.asarray(coords, dtype=float)
+    n = len(coords)
+    if n == 0:
+        return fig
+    cell = scale / np.sqrt(n)
+    sx = float(max(np.ptp(coords[:, 0]), 1e-9)) * cell
+    sy = float(max(np.ptp(coords[:, 1]), 1e-9)) * cell
+    fig.update_layout(
+        images=[{"source": uri, "xref": "x", "yref": "y", "x": float(x), "y": float(y),
+                 "sizex": sx, "sizey": sy, "xanchor": "center", "yanchor": "middle",
+                 "sizing": "contain", "layer": "below"} for (x, y), uri in zip(coords, uris)],
+        xaxis={"range": [coords[:, 0].min() - sx, coords[:, 0].max() + sx]},
+        yaxis={"range": [coords[:, 1].min() - sy, coords[:, 1].max() + sy]},
+        showlegend=False)
+    for tr in fig.data:
+        if tr.name != "selected":
+            tr.marker.opacity = 0.02
+            tr.marker.line = {"width": 0}
+    return fig
+
+
+__all__ = ["add_image_points", "class_colors", "counts_figure", "embedding_figure", "hover_safe",
+           "reliability_figure"]

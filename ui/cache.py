@@ -88,7 +88,8 @@ def refresh_datasets() -> None:
     """Forget the dataset list and everything derived from loaded datasets (after a download,
     upload or webcam save: a re-saved dataset may reuse its name). tlviz's disk caches are
     keyed by content, so nothing is recomputed that did not change."""
-    for fn in (_dataset_infos, dataset, _embeddings_slot, projection, separation, thumbnail):
+    for fn in (_dataset_infos, dataset, _embeddings_slot, projection, separation, thumbnail,
+               _sprites_slot, projection_quality, point_images):
         fn.clear()
 
 
@@ -217,6 +218,46 @@ def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
     else:
         X = projection(ref, backbone, method, dim, seed, split)[1]
     return separation_report(X, emb.labels[idx], metric="cosine" if method is None else "euclidean")
+
+
+TRUST_SAMPLE = 2000  # bigger maps: trustworthiness estimated on this many images
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def projection_quality(ref: str, backbone: str, method: str = "umap", seed: int = 0,
+                       split: str | None = None, k: int = 10, full: bool = False) -> dict:
+    """``tlviz.metrics.projection_quality`` of the 2D :func:`projection`: trustworthiness
+    (estimated on :data:`TRUST_SAMPLE` images of bigger maps, unless ``full``) and
+    per-point neighbours kept (row-aligned with the projection's indices; None when
+    estimated)."""
+    from tlviz.metrics import projection_quality as _quality
+
+    emb = embeddings(ref, backbone, seed)
+    idx, coords = projection(ref, backbone, method, 2, seed, split)
+    return _quality(np.asarray(emb.features[idx], np.float32), coords, k=k, metric="cosine",
+                    sample=None if full else TRUST_SAMPLE)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _sprites_slot(ref: str, seed: int) -> Memo:
+    return Memo()
+
+
+def sprite_sheets(ref: str, seed: int = 0, progress: Progress | None = None):
+    """``tlviz.sprites.build_sprite_sheets`` of every image of dataset ``ref`` (disk-cached
+    too), computed once per process; ``progress`` sees the computation when it happens here."""
+    from tlviz.sprites import build_sprite_sheets
+
+    return _sprites_slot(ref, seed).get(
+        lambda: build_sprite_sheets(dataset(ref, seed), progress=progress))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def point_images(ref: str, seed: int, indices: tuple[int, ...], size: int = 64) -> list[str]:
+    """Data URIs of images ``indices`` at ``size`` px, cut from the sprite sheets."""
+    from tlviz.sprites import data_uri
+
+    return [data_uri(im, 70) for im in sprite_sheets(ref, seed).tile_images(indices, size)]
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)

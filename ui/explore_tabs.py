@@ -19,7 +19,7 @@ import streamlit as st
 from tlviz import explore
 from tlviz.metrics import accuracy_text
 from tlviz.plots import embedding_figure
-from ui import cache, nav, state, widgets
+from ui import cache, hovermap, nav, state, widgets
 from ui.text import esc
 
 IMAGE = "explore_image"  # ui.state: the image whose neighbours are shown
@@ -27,6 +27,7 @@ SELECTION = "selection"  # ui.state: lasso/box selection (the Embedding space pa
 FOR = "explore.for"  # (dataset, seed) the transient state below belongs to
 SAT_REQUEST, CMP_REQUEST, BA_REQUEST = "explore.sat", "explore.cmp", "explore.ba"
 CHART = "explore.chart"  # the main plot's selection event
+MAP = "explore_map"  # the container of the main plot and its hover previews
 ISSUE_PICK = "explore.issue_pick"  # label issues: "show the neighbours of"
 
 
@@ -97,13 +98,18 @@ def _on_chart_select(mask: np.ndarray) -> None:
 
 def chart(v: View, coords: np.ndarray, image: int, nb) -> None:
     """The layout, the current image and its neighbours ringed. A drag pans and a click
-    picks an image; the lasso and box are in the toolbar."""
+    picks an image; the lasso and box are in the toolbar. Hovering a dot shows its image."""
     names = [Path(v.ds.path(int(i))).name for i in v.idx]
-    st.plotly_chart(
-        embedding_figure(coords, v.emb.labels[v.idx], v.classes, v.idx, names=names,
-                         highlight=[image, *nb["index"].tolist()], dragmode="pan"),
-        key=CHART, on_select=partial(_on_chart_select, v.mask),
-        selection_mode=("points", "box", "lasso"))
+    sheets = hovermap.sprites(v.ref, v.seed)
+    fig = embedding_figure(coords, v.emb.labels[v.idx], v.classes, v.idx, names=names,
+                           highlight=[image, *nb["index"].tolist()], dragmode="pan",
+                           splits=[str(s) for s in v.ds.splits[v.idx]],
+                           image_hover=sheets is not None)
+    with st.container(key=MAP):
+        st.plotly_chart(fig, key=CHART, on_select=partial(_on_chart_select, v.mask),
+                        selection_mode=("points", "box", "lasso"))
+        if sheets is not None:
+            hovermap.attach(MAP, sheets, v.classes)
 
 
 def _rerun_if_image_moved(image: int) -> None:

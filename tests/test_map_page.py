@@ -1,0 +1,104 @@
+"""AppTest of the Embedding space map's views against the real tlviz: images as points,
+colour by neighbours kept, trustworthiness beside the metrics, the hover component's
+payload (sprite sheets as media URLs, no file path) and the URL choices' validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_image_folder
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+EMB = "pages/3_Embedding_space.py"
+
+
+@pytest.fixture(autouse=True)
+def fresh_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLVIZ_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def tiny(fresh_home) -> Path:
+    return make_image_folder(fresh_home / "datasets" / "tiny", n_classes=3, per_class=10, size=32)
+
+
+def open_map(**query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"dataset": "tiny", "backbone": "tiny_random",
+                            "backbones": "tiny_random", "method": "pca", **query})
+    at.run()
+    at.switch_page(EMB).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def figure(at: AppTest, n: int = 0) -> dict:
+    return json.loads(at.get("plotly_chart")[n].proto.spec)
+
+
+def test_images_as_points_draw_every_image_of_a_small_map(tiny):
+    at = open_map(points="images")
+    fig = figure(at)
+    images = fig["layout"]["images"]
+    assert len(images) == 30 and all(i["source"].startswith("data:image/jpeg;base64,") for i in images)
+    assert fig["layout"]["showlegend"] is False
+    dots = open_map()
+    assert "images" not in figure(dots)["layout"]
+
+
+def test_colour_by_neighbours_kept_matches_the_library_and_trust_is_shown(tiny):
+    from tlviz.data import load_dataset
+    from tlviz.embed import embed
+    from tlviz.metrics import projection_quality
+    from tlviz.project import project
+
+    at = open_map(color_by="kept")
+    fig = figure(at)
+    trace = fig["data"][0]
+    assert trace["marker"]["cmin"] == 0 and trace["marker"]["cmax"] == 10
+    emb = embed(load_dataset(str(tiny)), "tiny_random")
+    idx = emb.indices(None)
+    coords = project(np.asarray(emb.features[idx], np.float32), method="pca", dim=2, seed=0)
+    q = projection_quality(emb.features[idx], coords, k=10)
+    by_index = {row[0]: row[4] for row in trace["customdata"]}  # [index, label, name, split, kept]
+    assert [by_index[int(i)] for i in idx] == q["kept"].tolist()
+    trust = next(m.value for m in at.metric if m.label == "trust")
+    assert trust == f"{q['trustworthiness']:.2f}"
+
+
+def test_hover_payload_is_media_urls_and_the_figure_carries_raw_text(tiny):
+    at = open_map()
+    comp = at.get("bidi_component")
+    assert len(comp) == 1
+    data = json.loads(comp[0].proto.json)
+    assert data["target"] == "emb_map_0" and data["n"] == 30 and data["tile"] >= 96
+    # media-file URLs (AppTest serves them under /mock/media/), one sheet of 64 tiles
+    assert len(data["sheets"]) == 1 and all("/media/" in u and u.endswith(".jpg") for u in data["sheets"])
+    assert str(tiny) not in json.dumps(data)  # no file path reaches the browser
+    trace = figure(at)["data"][0]
+    assert trace["hoverinfo"] == "none" and len(trace["customdata"][0]) == 4
+    three_d = open_map(dim="3")
+    assert not three_d.get("bidi_component")  # 3D keeps plotly's own hover text
+
+
+def test_map_choices_from_a_link_are_validated(tiny):
+    at = open_map(points="<img src=x>", color_by="../etc")
+    assert at.session_state["s.points"] == "dots" and at.session_state["s.color_by"] == "class"
+    assert "images" not in figure(at)["layout"]
+
+
+def test_bigger_maps_estimate_trust_on_a_sample_and_still_colour_every_point(tiny, monkeypatch):
+    from ui import cache
+
+    monkeypatch.setattr(cache, "TRUST_SAMPLE", 12)  # 30 images: a "bigger" map
+    at = open_map(color_by="kept")
+    trust = next(m for m in at.metric if m.label == "trust")
+    assert "estimated on 12 of its images" in trust.proto.help
+    assert 0 < float(trust.value) <= 1
+    trace = figure(at)["data"][0]
+    assert len(trace["customdata"]) == 30 and all(0 <= row[4] <= 10 for row in trace["customdata"])

@@ -1,0 +1,102 @@
+"""The Embedding space page's map pieces: one backbone's map (dots or images, coloured by
+class or by neighbours kept, with image previews on hover) and the selection panel that
+sits beside the maps.
+
+Choices worth a link are in :mod:`ui.state` (``color_by``, ``points``); the selection is
+session state shared with Explore (``state.set("selection", [...], url=False)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import streamlit as st
+
+from tlviz.plots import add_image_points, embedding_figure
+from tlviz.sprites import stratified_sample
+from ui import cache, hovermap, state, widgets
+from ui.text import esc
+
+COLOR_BY = {"class": "class", "kept": "neighbours kept"}
+POINTS = {"dots": "dots", "images": "images"}
+MAX_IMAGES = 1000  # images drawn as points; beyond, an even sample per class
+K = 10  # neighbours compared for "kept" and trustworthiness
+# this page's metrics are compact: four fit beside each other above each of two maps
+CSS = """<style>
+[data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] { font-size: 1.3rem; }
+[data-testid="stMainBlockContainer"] [data-testid="stMetricLabel"] p { font-size: 0.78rem; }
+#tlviz-hover-card { overflow-wrap: anywhere; }
+</style>"""
+TRUST_SENTENCE = ("A map like this keeps who is next to whom, not how far: the gaps between "
+                  "groups and their sizes mean little, so read neighbours, not distances.")
+
+
+def display_choices(dim: int) -> tuple[str, str]:
+    """(colour by, points as) from two small controls; 3D maps keep dots coloured by class."""
+    if dim != 2:
+        return "class", "dots"
+    st.html(CSS)
+    color_by = st.selectbox(
+        "Colour by", list(COLOR_BY), format_func=COLOR_BY.get,
+        help=f"neighbours kept: how many of an image's {K} nearest neighbours in feature space "
+             f"are also among its {K} nearest on the map (dark = the map moved it).",
+        **state.widget("color_by", "class", list(COLOR_BY)))
+    points = st.segmented_control(
+        "Points", list(POINTS), format_func=POINTS.get,
+        help=f"images: the thumbnails themselves at their places (up to {MAX_IMAGES:,}, an "
+             "even sample per class beyond); zoom in to see them larger.",
+        **state.widget("points", "dots", list(POINTS))) or "dots"
+    return color_by, points
+
+
+def draw(key: str, chart_key: str, choices, ds, labels: np.ndarray, idx: np.ndarray,
+         coords: np.ndarray, *, names: list[str], selected: list[int], height: int,
+         on_select: Callable | str, sheets, color_by: str, points: str,
+         kept: np.ndarray | None) -> None:
+    """One map in ``st.container(key=key)``: the plotly chart (``chart_key``: its selection
+    event) and, in 2D, the hover previews listening to it."""
+    dim = coords.shape[1]
+    hover = dim == 2 and sheets is not None
+    by_kept = color_by == "kept" and kept is not None and dim == 2
+    fig = embedding_figure(coords, labels, ds.classes, idx, names=names,
+                           highlight=selected or None, height=height, dragmode="pan",
+                           splits=[str(s) for s in ds.splits[idx]], image_hover=hover,
+                           color_values=kept if by_kept else None,
+                           color_title=f"kept<br>(of {K})", color_range=(0, K))
+    if points == "images" and hover:
+        pick = stratified_sample(labels, MAX_IMAGES, seed=choices.seed)
+        uris = cache.point_images(choices.dataset, choices.seed, tuple(int(i) for i in idx[pick]))
+        add_image_points(fig, coords[pick], uris)
+    with st.container(key=key):
+        st.plotly_chart(fig, width="stretch", key=chart_key, on_select=on_select,
+                        selection_mode=("points", "box", "lasso"))
+        if hover:
+            hovermap.attach(key, sheets, list(ds.classes), K if kept is not None else None)
+    if points == "images" and hover and len(idx) > MAX_IMAGES:
+        st.caption(f"{MAX_IMAGES:,} of {len(idx):,} images drawn (an even sample per class); "
+                   "every dot still answers hover and lasso.")
+
+
+def selection_panel(choices, ds, selected: list[int]) -> None:
+    """The selected images, in a narrow column beside the maps."""
+    if not selected:
+        st.caption("Hover a dot to see its image. Click one, or pick the lasso in the chart's "
+                   "toolbar, to pin images here.")
+        return
+    head, clear = st.columns([3, 2], vertical_alignment="center")
+    head.markdown(f"**{len(selected)} selected image(s)**")
+    clear.button("Clear", key="emb_clear", on_click=state.set, args=("selection", []),
+                 kwargs={"url": False}, help="Clear the selection")
+    if len(selected) == 1:
+        i = selected[0]
+        st.image(cache.thumbnail(choices.dataset, i, 224, choices.seed), width="stretch")
+        st.markdown(f"**{esc(ds.classes[ds.labels[i]])}**  \n{esc(widgets.file_label(ds, i))}  \n"
+                    f"split: {esc(ds.splits[i])} · image #{i}")
+        return
+    show = selected[::-(-len(selected) // 24)][:24]  # spread over the selection
+    widgets.image_grid([cache.thumbnail(choices.dataset, i, 96, choices.seed) for i in show],
+                       [str(ds.classes[ds.labels[i]]) for i in show], columns=3)
+    if len(selected) > len(show):
+        st.caption(f"{len(show)} of {len(selected)} shown, spread over the selection "
+                   "(Explore lists them all)")
