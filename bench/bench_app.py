@@ -19,7 +19,7 @@ from pathlib import Path
 from common import QUICK, REPEATS, ROOT, Timing, table
 
 sys.path.insert(0, str(ROOT / "tests"))
-QUERY = "Embedding_space?dataset=hymenoptera&backbone=mobilenet_v2&backbones=mobilenet_v2"
+QUERY = "Embedding_space?dataset=hymenoptera&backbone=mobilenet_v2&compare=none"
 PLOT = '[data-testid="stPlotlyChart"] .main-svg'
 
 

@@ -82,7 +82,7 @@ def main() -> None:
                    else (blocked.append(r.request.url), r.abort()))
         t0 = time.perf_counter()
         bu.open_page(page, f"{srv.url}/Embedding_space?dataset={name}&backbone=pixels"
-                     "&backbones=pixels&method=pca", timeout=900)
+                     "&compare=none&method=pca", timeout=900)
         go = page.get_by_role("button", name="Embed")
         if go.count():
             go.first.click()

@@ -42,6 +42,7 @@ st.title("Augmentation")
 st.caption("Random transforms make each epoch see slightly different images — the controls of "
            "Keras' ImageDataGenerator used in *Deep Learning with Python*.")
 ds = widgets.dataset_or_stop(choices)
+widgets.showing(choices, backbone=False)
 
 controls, view = st.columns([1, 2.5], gap="large")
 with controls:

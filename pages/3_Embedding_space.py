@@ -43,11 +43,17 @@ if not choices.presenter:
                "Well-separated colours mean a simple head will do well.")
 
 ds = widgets.dataset_or_stop(choices)
+widgets.showing(choices)
 available = {b.name: b for b in cache.backbones((choices.backbone,))}
-default_pair = ["pixels", choices.backbone if choices.backbone != "pixels" else "mobilenet_v2"]
+others = ["none", *(b for b, a in available.items() if a.ok and b != choices.backbone)]
+no_weights = [b for b, a in available.items() if not a.ok and b != choices.backbone]
 c1, c2, c3, c4 = st.columns([3, 2.4, 0.1, 0.1] if choices.presenter else [3, 1.9, 1, 1.3])
-backbones = c1.multiselect("Backbones (one or two)", list(available), max_selections=2,
-                           **state.widget("backbones", default_pair, list(available), max_items=2))
+compare = c1.selectbox(
+    f"Beside {choices.backbone} (the sidebar's backbone), show", others,
+    format_func=lambda b: "nothing (one map)" if b == "none" else b,
+    help="The sidebar's backbone is the one every page uses; put another beside it here. "
+         + (f"Not on this machine (no weights): {', '.join(no_weights)}." if no_weights else ""),
+    **state.widget("compare", "pixels" if "pixels" in others else "none", others))
 method = c2.segmented_control("Projection", list(METHODS), format_func=METHODS.get,
                               **state.widget("method", "umap", list(METHODS))) or "umap"
 splits = ["all", *ds.split_names]
@@ -59,16 +65,11 @@ else:
     split = c4.selectbox("Images", splits, format_func=lambda s: "all splits" if s == "all" else s,
                          **state.widget("split", "all", splits))
 split_arg = None if split == "all" else split
-if not backbones:
-    st.info("Choose one or two backbones above.")
+if not available[choices.backbone].ok:
+    st.error(f"**{esc(choices.backbone)}** (the sidebar's backbone): weights are not on this "
+             f"machine. {esc(available[choices.backbone].why)} Pick another in the sidebar.")
     st.stop()
-
-missing = [b for b in backbones if not available[b].ok]
-for b in missing:
-    st.error(f"**{esc(b)}**: weights are not on this machine. {esc(available[b].why)}")
-backbones = [b for b in backbones if b not in missing]
-if not backbones:
-    st.stop()
+backbones = [choices.backbone] + ([compare] if compare != "none" else [])
 
 go_key = (choices.dataset, choices.seed, tuple(backbones))
 ready = len(ds) <= AUTO_LIMIT or go_key in st.session_state.setdefault("emb_go", set()) or all(
@@ -128,7 +129,8 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
                       height=360 if len(backbones) == 2 else 440,
                       on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",
                       sheets=sheets, color_by=color_by, points=points, kept=kept)
-        how = "from cache" if emb.from_cache else f"embedded in {emb.seconds:.0f} s"
+        how = "read from the cache" if emb.from_cache else (
+            f"computed in {emb.seconds:.0f} s, now cached")
         left_out = f" · {len(emb.failed)} unreadable image(s) left out" if emb.failed else ""
         st.caption(f"{len(idx):,} images · {emb.features.shape[1]:,} features each · {how}"
                    f"{left_out}")

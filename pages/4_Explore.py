@@ -19,6 +19,7 @@ st.caption("Hover a point to see its image, click it for its nearest neighbours,
            "Distances are measured on the full feature vectors, not on the 2D picture.")
 
 ds = widgets.dataset_or_stop(choices)
+widgets.showing(choices)
 emb = widgets.embeddings_or_stop(choices)
 
 c1, c2, c3, c4 = st.columns([2, 2, 2, 3])

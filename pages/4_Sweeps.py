@@ -22,7 +22,7 @@ choices = sidebar.choices()
 st.title("Sweeps & morphs")
 st.info(UMAP_NOTE, icon=":material/lightbulb:")
 ds = widgets.dataset_or_stop(choices)
-st.caption(f"**{esc(choices.dataset)}** · backbone **{esc(choices.backbone)}** (the sidebar's)")
+widgets.showing(choices)
 emb = widgets.load_embeddings(choices)
 if emb is None:
     st.stop()

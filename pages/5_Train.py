@@ -17,6 +17,7 @@ st.title("Train")
 st.caption("Choose a head, watch accuracy and loss on train (dashed) and val (solid), then see "
            "what it gets wrong. Every run is saved to the ledger: compare runs on the Compare page.")
 ds = widgets.dataset_or_stop(choices)
+widgets.showing(choices)
 advanced = not choices.presenter
 train_running, ladder_running = sections.running("train"), sections.running("ladder")
 busy = train_running or ladder_running

@@ -7,7 +7,7 @@ import json
 
 import streamlit as st
 
-from tlviz.curves import curves_figure
+from tlviz.curves import curves_figure, final_bars_figure
 from tlviz.metrics import accuracy_text
 from tlviz.plots import reliability_figure
 from ui import cache, sidebar, state, widgets
@@ -53,9 +53,16 @@ histories = ledger.histories(run_ids)
 table = ledger.compare(run_ids)
 finals = {labels[int(r["id"])]: (r["val_accuracy"], r["val_low"], r["val_high"])
           for _, r in table.iterrows()}
-st.plotly_chart(curves_figure({labels[i]: histories[i] for i in run_ids}, height=420,
-                              finals=finals),
-                key="compare.curves", config={"displayModeBar": False})
+if all(len(histories[i]) <= 1 for i in run_ids):  # kNN / logistic only: no epochs to draw
+    bars = {labels[int(r["id"])]: {"val": r["val_accuracy"], "low": r["val_low"],
+                                   "high": r["val_high"], "train": r.get("train_accuracy")}
+            for _, r in table.iterrows()}
+    st.plotly_chart(final_bars_figure(bars, height=400), key="compare.bars",
+                    config={"displayModeBar": False})
+else:
+    st.plotly_chart(curves_figure({labels[i]: histories[i] for i in run_ids}, height=420,
+                                  finals=finals),
+                    key="compare.curves", config={"displayModeBar": False})
 
 # head or mode, epochs and augmentation in one column: the table fits 1280 px with its intervals
 table["what"] = [" · ".join([labels[int(r["id"])].split(" ", 1)[1]]

@@ -89,7 +89,7 @@ def test_main_flow_and_every_page(server, tmp_path):
             _shot(page, _slug(name))
 
         # embed -> UMAP
-        bu.open_page(page, urls["Embedding space"] + q + "&backbones=mobilenet_v2&method=umap",
+        bu.open_page(page, urls["Embedding space"] + q + "&compare=none&method=umap",
                      timeout=300)
         bu.assert_no_exception(page, "Embedding space")
         page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for()
@@ -148,7 +148,7 @@ def test_main_flow_and_every_page(server, tmp_path):
         # laptop size: every page again (all cached now)
         page.set_viewport_size(bu.LAPTOP)
         for name, url in urls.items():
-            extra = "&backbones=mobilenet_v2" if name == "Embedding space" else ""
+            extra = "&compare=none" if name == "Embedding space" else ""
             bu.open_page(page, url + q + extra, timeout=240)
             bu.assert_no_exception(page, f"{name} (laptop)")
             _shot(page, f"{_slug(name)}-laptop")

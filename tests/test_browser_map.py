@@ -52,7 +52,7 @@ def _offline_page(b, srv, blocked: list[str], viewport=None):
 
 
 def _open_map(page, srv, **query) -> None:
-    q = {"dataset": _dataset(), "backbone": "pixels", "backbones": "pixels", "method": "pca",
+    q = {"dataset": _dataset(), "backbone": "pixels", "compare": "none", "method": "pca",
          **query}
     bu.open_page(page, f"{srv.url}/Embedding_space?{urlencode(q)}", timeout=400)
     bu.assert_no_exception(page, "Embedding space")

@@ -128,3 +128,22 @@ def test_final_val_accuracy_carries_its_interval_as_an_error_bar():
     assert len(bar) == 1 and bar[0].y[0] == 0.9
     assert bar[0].error_y.array[0] == pytest.approx(0.03) and bar[0].error_y.arrayminus[0] == pytest.approx(0.05)
     assert "95% CI 85.0%–93.0%" in bar[0].hovertemplate
+
+
+def test_one_step_runs_are_lines_beside_curves_and_bars_alone():
+    from tlviz.curves import curves_figure, final_bars_figure
+
+    one = [{"epoch": 1, "train_acc": 0.99, "val_acc": 0.9, "train_loss": None, "val_loss": None}]
+    many = [{"epoch": e, "train_acc": 0.5 + e / 20, "val_acc": 0.5 + e / 25, "train_loss": 1 / e,
+             "val_loss": 1.2 / e} for e in range(1, 6)]
+    fig = curves_figure({"#1 logistic": one, "#2 mlp": many})
+    flat = [t for t in fig.data if "(one step)" in t.name]
+    assert {t.name for t in flat} == {"#1 logistic · train (one step)", "#1 logistic · val (one step)"}
+    assert all(list(t.x) == [0.5, 5.5] and t.y[0] == t.y[1] for t in flat)  # across all epochs
+    bars = final_bars_figure({"#1 logistic": {"val": 0.9, "low": 0.85, "high": 0.94, "train": 0.99},
+                              "#3 knn": {"val": 0.8, "low": None, "high": None, "train": None}})
+    kinds = [(t.type, t.name) for t in bars.data]
+    assert kinds == [("bar", "#1 logistic · val"), ("scatter", "#1 logistic · train"),
+                     ("bar", "#3 knn · val")]
+    assert bars.data[0].error_y.array[0] == pytest.approx(0.04)
+    assert bars.data[2].error_y.array is None  # no interval known: no bar drawn

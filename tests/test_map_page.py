@@ -30,7 +30,7 @@ def tiny(fresh_home) -> Path:
 def open_map(**query) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.query_params.update({"dataset": "tiny", "backbone": "tiny_random",
-                            "backbones": "tiny_random", "method": "pca", **query})
+                            "compare": "none", "method": "pca", **query})
     at.run()
     at.switch_page(EMB).run()
     assert not at.exception, at.exception

@@ -268,7 +268,7 @@ def _metrics(at: AppTest) -> dict[str, list[str]]:
 
 def test_embedding_page_projects_two_backbones_with_metrics(tiny):
     at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="bogus", dim="7")
-    assert at.multiselect(key="w.backbones").value == ["pixels", "tiny_random"]
+    assert at.selectbox(key="w.compare").value == "pixels"  # beside the sidebar's backbone
     assert at.button_group(key="w.method").value == "umap"  # stale link values fall back
     assert at.button_group(key="w.dim").value == 2
     assert len(at.get("plotly_chart")) == 2
@@ -298,12 +298,16 @@ def test_embedding_page_reports_missing_weights(tiny):
 
     if get_backbone_spec("resnet18").available()[0]:
         pytest.skip("resnet18 weights are on this machine: nothing is missing")
-    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca",
-                  backbones="pixels,resnet18")
+    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca", compare="resnet18")
     assert not at.exception
-    assert at.multiselect(key="w.backbones").value == ["pixels", "resnet18"]
-    assert any("resnet18" in e.value and "weights" in e.value for e in at.error)
-    assert len(at.get("plotly_chart")) == 1  # the other backbone is still shown
+    compare = at.selectbox(key="w.compare")
+    assert "resnet18" not in compare.options and compare.value == "pixels"  # not offered
+    assert "resnet18" in compare.help and "no weights" in compare.help
+    assert len(at.get("plotly_chart")) == 2
+    # the sidebar's backbone without weights: one message, no map
+    at = open_app(EMB, dataset=tiny.name, backbone="resnet18", method="pca")
+    assert not at.exception and len(at.get("plotly_chart")) == 0
+    assert sum("resnet18" in e.value and "weights" in e.value for e in at.error) == 1
 
 
 def test_embedding_features_match_the_library(tiny):
@@ -312,8 +316,7 @@ def test_embedding_features_match_the_library(tiny):
     from tlviz.embed import embed
     from tlviz.metrics import separation_report
 
-    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca",
-                  backbones="tiny_random")
+    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca", compare="none")
     emb = embed(load_dataset(str(tiny)), "tiny_random")
     X, y = emb.split(None)
     expected = separation_report(X, y)

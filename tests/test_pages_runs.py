@@ -60,6 +60,10 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def cell_picker(at):
+    return next(s for s in at.selectbox if s.label == "Images of a cell")
+
+
 def test_train_page_trains_a_head_and_records_the_run(fresh_home):
     at = open_page(TRAIN)
     assert "feature-extraction" in at.selectbox(key="w.mode").options
@@ -72,7 +76,7 @@ def test_train_page_trains_a_head_and_records_the_run(fresh_home):
     assert runs.loc[0, "val_accuracy"] == pytest.approx(val, abs=0.0006)
     assert Ledger().get_run(int(runs.loc[0, "id"]))["config"]["head_params"]["n_neighbors"] == 3
     # the mistakes of the confusion matrix, biggest cell first, with their thumbnails
-    cell = at.selectbox(key="train.cell")
+    cell = cell_picker(at)
     assert cell.index == 0 and "predicted" in cell.options[0]
     t, p = map(int, cell.value.split(","))
     assert t != p
@@ -111,13 +115,21 @@ def test_train_page_offers_the_finetune_modes_and_trains_pixels_mlp():
 def test_train_page_picking_a_correct_cell_shows_its_images():
     at = open_page(TRAIN)
     train_run(at, "logistic")
-    cell = at.selectbox(key="train.cell")
+    cell = cell_picker(at)
     correct = next(i for i, o in enumerate(cell.options) if "correct" in o)
     cell.select_index(correct).run()
-    t, p = map(int, at.selectbox(key="train.cell").value.split(","))
+    t, p = map(int, cell_picker(at).value.split(","))
     assert t == p
     assert not at.exception
     assert len(at.get("image")) >= 1
+    # a second run: the picker's counts are the new run's, not the last one's
+    first = Ledger().list_runs().iloc[0]
+    train_run(at, "knn", knn_k=1)
+    run = Ledger().get_run(int(Ledger().list_runs().iloc[0]["id"]))
+    assert run["id"] != first["id"]
+    label = cell_picker(at).options[cell_picker(at).index]
+    t, p = map(int, cell_picker(at).value.split(","))
+    assert label.endswith(f"({run['confusion'][t][p]})"), (label, run["confusion"])
 
 
 def test_train_page_shows_a_running_job_and_stop_cancels_it():

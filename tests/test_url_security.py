@@ -207,11 +207,11 @@ def test_a_folder_path_in_the_link_opens_nothing(how, env, watch):
 
 def test_good_values_in_a_link_still_work(env):
     at = open_page("pages/3_Embedding_space.py", {"dataset": "tiny", "backbone": "tiny_random",
-                                                  "method": "pca", "backbones": "tiny_random"})
+                                                  "method": "pca", "compare": "none"})
     assert not at.exception, at.exception
     assert not at.notices
     assert at.button_group(key="w.method").value == "pca"
-    assert at.multiselect(key="w.backbones").value == ["tiny_random"]
+    assert at.selectbox(key="w.compare").value == "none"
 
 
 def test_library_name_loader_refuses_paths_without_touching_them(env, watch):

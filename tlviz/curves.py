@@ -56,11 +56,25 @@ def curves_figure(histories: Mapping[str, object], *, height: int = 380,
                         horizontal_spacing=0.1)
     accs: list[float] = []
     last_epoch, has_loss = 1, False
-    for k, (label, history) in enumerate(histories.items()):
-        recs = _records(history)
+    recs_of = {label: _records(h) for label, h in histories.items()}
+    last_epoch = max([1, *(int(r.get("epoch", i + 1)) for recs in recs_of.values()
+                           for i, r in enumerate(recs))])
+    for k, (label, recs) in enumerate(recs_of.items()):
         color = PALETTE[k % len(PALETTE)]
         epochs = [int(r.get("epoch", i + 1)) for i, r in enumerate(recs)]
-        last_epoch = max([last_epoch, *epochs])
+        if len(recs) == 1 and last_epoch > 1:  # fitted in one step: its value across the chart
+            for split, dash in (("train", "dot"), ("val", "solid")):
+                v = _column(recs, f"{split}_acc")[0]
+                if v is None:
+                    continue
+                accs.append(v)
+                fig.add_trace(go.Scatter(
+                    x=[0.5, last_epoch + 0.5], y=[v, v], mode="lines",
+                    name=f"{label} · {split} (one step)", legendgroup=f"{label}/{split}",
+                    line={"color": color, "dash": dash, "width": 2},
+                    hovertemplate=f"{split} accuracy %{{y:.3f}} (fitted in one step)<extra>"
+                                  f"{_hover_safe(label)}</extra>"), row=1, col=1)
+            continue
         for col, (metric, _) in enumerate(METRICS, start=1):
             for split, dash in (("train", "dash"), ("val", "solid")):
                 y = _column(recs, f"{split}_{metric}")
@@ -81,6 +95,7 @@ def curves_figure(histories: Mapping[str, object], *, height: int = 380,
                                   f"{_hover_safe(label)}</extra>"), row=1, col=col)
         final = (finals or {}).get(label)
         if final is not None and final[0] == final[0] and final[1] == final[1] and epochs:
+            epochs = epochs if len(recs) > 1 or last_epoch == 1 else [last_epoch]
             acc, lo, hi = final
             accs.append(lo)
             fig.add_trace(go.Scatter(
@@ -111,6 +126,50 @@ def curves_figure(histories: Mapping[str, object], *, height: int = 380,
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 50 if title else 30, "b": 10},
                       font=FONT, title=title, hovermode="closest",
                       legend={"orientation": "h", "y": -0.22, "x": 0})
+    return fig
+
+
+def final_bars_figure(finals: Mapping[str, Mapping[str, float | None]], *, height: int = 380,
+                      title: str | None = None) -> go.Figure:
+    """Runs fitted in one step (kNN, logistic heads) as bars: final val accuracy with its 95%
+    interval as an error bar, train accuracy as a hollow marker; one colour per run.
+
+    ``finals``: label -> ``{"val": acc, "low": lo, "high": hi, "train": acc}`` (None or NaN
+    values are left out).
+    """
+    def ok(v):
+        return v is not None and v == v
+
+    labels = list(finals)
+    fig = go.Figure()
+    for k, label in enumerate(labels):
+        f, color = finals[label], PALETTE[k % len(PALETTE)]
+        name = _hover_safe(label)
+        if ok(f.get("val")):
+            err = ({"type": "data", "symmetric": False, "array": [f["high"] - f["val"]],
+                    "arrayminus": [f["val"] - f["low"]], "thickness": 2, "width": 10,
+                    "color": "#333"} if ok(f.get("low")) and ok(f.get("high")) else None)
+            ci = (f" (95% CI {f['low']:.1%}–{f['high']:.1%})" if err else "")
+            fig.add_trace(go.Bar(
+                x=[name], y=[f["val"]], name=f"{name} · val", marker_color=color, error_y=err,
+                text=[f"{f['val']:.1%}"], textposition="inside", insidetextanchor="start",
+                hovertemplate=f"val accuracy %{{y:.1%}}{ci}<extra>{name}</extra>"))
+        if ok(f.get("train")):
+            fig.add_trace(go.Scatter(
+                x=[name], y=[f["train"]], mode="markers", name=f"{name} · train",
+                marker={"symbol": "diamond-open", "size": 14, "color": color,
+                        "line": {"width": 3}},
+                hovertemplate="train accuracy %{y:.1%}<extra>" + name + "</extra>"))
+    vals = [v for f in finals.values() for v in (f.get("low"), f.get("val"), f.get("train"))
+            if ok(v)]
+    low = max(0.0, np.floor((min(vals, default=0.0) - 0.05) * 10) / 10)
+    fig.update_layout(
+        height=height, font=FONT, title=title or "Final accuracy (fitted in one step: no epochs)",
+        showlegend=False, bargap=0.45, plot_bgcolor="white",
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        yaxis={"title": "accuracy", "tickformat": ".0%", "range": [low, 1.02],
+               "gridcolor": "#eee"},
+        xaxis={"type": "category"})
     return fig
 
 
@@ -149,7 +208,7 @@ def confusion_figure(confusion, classes: Sequence[str], *, split: str = "val",
         customdata=np.c_[tt, pp],
         hovertemplate="true %{y}<br>predicted %{x}<br>%{text} images<extra></extra>",
         showlegend=False))
-    side = height or min(620, max(340, 140 + 48 * n))
+    side = height or min(480, max(320, 120 + 36 * n))  # about its width in a half-page column
     fig.update_layout(
         height=side, margin={"l": 10, "r": 10, "t": 40, "b": 10}, font=FONT,
         title={"text": f"Confusion matrix ({split}) — click a cell to see its images",
@@ -238,5 +297,6 @@ def _ladder_label(r: Mapping) -> str:
     return f"{step}. {mode}{aug_txt}" if step is not None else f"{mode}{aug_txt}"
 
 
-__all__ = ["PALETTE", "cell_indices", "confusion_figure", "curves_figure", "ladder_figure",
+__all__ = ["PALETTE", "cell_indices", "confusion_figure", "curves_figure", "final_bars_figure",
+           "ladder_figure",
            "off_diagonal_cells", "proba_figure"]

@@ -4,6 +4,7 @@ the ladder."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -141,7 +142,9 @@ def start_training(cfg, ds, choices: Choices) -> None:
 
 
 def live_curves(job: jobs.Job) -> None:
-    if job.records:
+    """Accuracy and loss per epoch while a run trains (a head fitted in one step has no
+    curve: its final numbers are in the results below)."""
+    if len(job.records) > 1 or (job.records and job.running):
         st.plotly_chart(curves_figure({short_label(job.meta["cfg"]): job.records}, height=340),
                         key="train.live", config={"displayModeBar": False})
 
@@ -216,8 +219,12 @@ def calibration(r, cfg) -> None:
 
 
 def thumb_caption(ds, i: int) -> str:
-    """The image's file name, shortened in the middle to fit under a thumbnail."""
-    name = Path(ds.path(int(i))).name
+    """The image's file name, shortened in the middle to fit under a thumbnail; a machine
+    name (a UUID or hash, as in many downloaded sets) becomes the image's number."""
+    path = Path(ds.path(int(i)))
+    if re.fullmatch(r"[0-9a-fA-F-]{16,}", path.stem):
+        return f"image #{int(i)}"
+    name = path.name
     return name if len(name) <= 16 else f"{name[:7]}…{name[-8:]}"
 
 
@@ -238,8 +245,9 @@ def mistakes(r, ref: str, dseed: int, ds) -> None:
         what = "correct" if t == p else f"predicted {classes[p]}"
         return f"true {classes[t]} → {what} ({n})"
 
-    if st.session_state.get(CELL) not in options:
-        st.session_state[CELL] = options[0]
+    cell_key = f"{CELL}.{r.run_id}"  # one picker per run: no label left over from the last run
+    if st.session_state.get(cell_key) not in options:
+        st.session_state[cell_key] = options[0]
 
     def on_cell_click() -> None:
         sel = st.session_state.get(CONFUSION)
@@ -248,7 +256,7 @@ def mistakes(r, ref: str, dseed: int, ds) -> None:
         if cells_trace:  # point k of the cell trace is cell (k // n, k % n)
             t, p = divmod(int(cells_trace[0]["point_index"]), len(classes))
             if f"{t},{p}" in options:
-                st.session_state[CELL] = f"{t},{p}"
+                st.session_state[cell_key] = f"{t},{p}"
 
     left, right = st.columns([1, 1], gap="large")
     with left:
@@ -258,7 +266,8 @@ def mistakes(r, ref: str, dseed: int, ds) -> None:
     with right:
         if not cells:
             st.success(f"No mistakes on the {split} split.")
-        choice = st.selectbox("Images of a cell", options, format_func=cell_label, key=CELL)
+        choice = st.selectbox("Images of a cell", options, format_func=cell_label,
+                              key=cell_key)
         t, p = map(int, choice.split(","))
         hits = cell_indices(idx, y_true, y_pred, t, p)
         shown = hits[:24]

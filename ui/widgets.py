@@ -56,6 +56,14 @@ def load_dataset(choices: Choices, ref: str | None = None, *, link: bool = True)
     return None
 
 
+def showing(choices: Choices, backbone: bool = True) -> None:
+    """One line naming what the page shows: the sidebar's dataset (and backbone)."""
+    from ui.text import esc
+
+    bb = f" · backbone **{esc(choices.backbone)}**" if backbone else ""
+    st.caption(f":material/database: **{esc(choices.dataset)}**{bb} — chosen in the sidebar")
+
+
 def dataset_or_stop(choices: Choices, ref: str | None = None):
     """The chosen dataset, or a message saying what to do and ``st.stop()``."""
     ds = load_dataset(choices, ref)
