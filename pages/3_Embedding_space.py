@@ -53,7 +53,8 @@ compare = c1.selectbox(
     format_func=lambda b: "nothing (one map)" if b == "none" else b,
     help="The sidebar's backbone is the one every page uses; put another beside it here. "
          + (f"Not on this machine (no weights): {', '.join(no_weights)}." if no_weights else ""),
-    **state.widget("compare", "pixels" if "pixels" in others else "none", others))
+    **state.widget("compare", "pixels" if "pixels" in others and not choices.presenter
+                   else "none", others))  # a room sees one big map unless asked
 method = c2.segmented_control("Projection", list(METHODS), format_func=METHODS.get,
                               **state.widget("method", "umap", list(METHODS))) or "umap"
 splits = ["all", *ds.split_names]
@@ -85,7 +86,7 @@ selected: list[int] = list(state.get("selection", []))
 names = None
 maps, panel = st.columns([2.9, 1], gap="medium")
 with panel:
-    color_by, points = embedmap.display_choices(dim)
+    color_by, points, run_id = embedmap.display_choices(dim, choices)
     sheets = hovermap.sprites(choices.dataset, choices.seed) if dim == 2 else None
 cols = maps.columns(len(backbones), gap="medium")
 for k, (col, bb) in enumerate(zip(cols, backbones)):
@@ -126,9 +127,12 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             names = [widgets.file_label(ds, i) for i in range(len(ds))]
         embedmap.draw(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, emb.labels[idx], idx, coords,
                       names=[names[i] for i in idx], selected=selected,
-                      height=360 if len(backbones) == 2 else 440,
+                      height=((640 if len(backbones) == 2 else 780) if choices.presenter
+                              else 360 if len(backbones) == 2 else 440),
                       on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",
-                      sheets=sheets, color_by=color_by, points=points, kept=kept)
+                      sheets=sheets, color_by=color_by, points=points, kept=kept,
+                      run=embedmap.run_colouring(choices, ds, idx, color_by, run_id)
+                      if bb == choices.backbone else None)
         how = "read from the cache" if emb.from_cache else (
             f"computed in {emb.seconds:.0f} s, now cached")
         left_out = f" · {len(emb.failed)} unreadable image(s) left out" if emb.failed else ""

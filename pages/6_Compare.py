@@ -57,11 +57,11 @@ if all(len(histories[i]) <= 1 for i in run_ids):  # kNN / logistic only: no epoc
     bars = {labels[int(r["id"])]: {"val": r["val_accuracy"], "low": r["val_low"],
                                    "high": r["val_high"], "train": r.get("train_accuracy")}
             for _, r in table.iterrows()}
-    st.plotly_chart(final_bars_figure(bars, height=400), key="compare.bars",
+    st.plotly_chart(widgets.present(final_bars_figure(bars, height=400)), key="compare.bars",
                     config={"displayModeBar": False})
 else:
-    st.plotly_chart(curves_figure({labels[i]: histories[i] for i in run_ids}, height=420,
-                                  finals=finals),
+    st.plotly_chart(widgets.present(curves_figure(
+        {labels[i]: histories[i] for i in run_ids}, height=420, finals=finals), 560),
                     key="compare.curves", config={"displayModeBar": False})
 
 # head or mode, epochs and augmentation in one column: the table fits 1280 px with its intervals
@@ -102,7 +102,8 @@ st.dataframe(
 bins = {labels[i]: ledger.get_run(i).get("reliability") or [] for i in run_ids}
 if any(bins.values()):
     with st.expander("Calibration: reliability diagram (val)"):
-        st.plotly_chart(reliability_figure({k: v for k, v in bins.items() if v}, height=360),
+        st.plotly_chart(widgets.present(reliability_figure({k: v for k, v in bins.items() if v},
+                                                           height=360)),
                         key="compare.reliability", config={"displayModeBar": False})
         st.caption("Per confidence bin: how often the run was right. On the diagonal, "
                    "probabilities mean what they say; below it, the run is over-confident.")

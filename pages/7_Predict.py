@@ -88,7 +88,7 @@ with right:
                    f"off by {100 * ece:.1f} points on average (ECE)"
                    + (f", after dividing its logits by a temperature of {t:.2f} fitted on the "
                       "training images." if t is not None and t == t and t != 1 else "."))
-    st.plotly_chart(proba_figure(proba, classes, top=10), key="predict.proba",
+    st.plotly_chart(widgets.present(proba_figure(proba, classes, top=10)), key="predict.proba",
                     config={"displayModeBar": False})
     if len(classes) > 10:
         st.caption(f"The 10 most likely of {len(classes)} classes.")

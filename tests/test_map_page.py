@@ -102,3 +102,39 @@ def test_bigger_maps_estimate_trust_on_a_sample_and_still_colour_every_point(tin
     assert 0 < float(trust.value) <= 1
     trace = figure(at)["data"][0]
     assert len(trace["customdata"]) == 30 and all(0 <= row[4] <= 10 for row in trace["customdata"])
+
+
+def _array(v) -> np.ndarray:
+    """A plotly JSON array: a list, or {"dtype", "bdata"} (base64 typed array)."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+    return np.asarray(v)
+
+
+def test_colour_by_a_run_shows_where_its_head_is_right_and_rings_wrong_val_images(tiny):
+    from tlviz.data import load_dataset
+    from tlviz.runs import Ledger
+    from tlviz.train import TrainConfig, load_predictor, train
+
+    none_yet = open_map(color_by="correct")
+    assert any("train one" in c.value for c in none_yet.caption)  # no run: class colours
+    ds = load_dataset(str(tiny))
+    r = train(TrainConfig(dataset="tiny", backbone="tiny_random", head="knn",
+                          head_params={"n_neighbors": 7}), dataset=ds)
+    at = open_map(color_by="correct", color_run=str(r.run_id))
+    assert at.selectbox(key="w.color_run").value == r.run_id
+    trace = figure(at)["data"][0]
+    bar = trace["marker"]["colorbar"]
+    assert bar["ticktext"] == ["wrong", "right"]
+    idx = np.array([row[0] for row in trace["customdata"]], dtype=int)
+    pred = load_predictor(Ledger(), r.run_id).predict([ds.load(int(i)) for i in idx]).ravel()
+    np.testing.assert_array_equal(_array(trace["marker"]["color"]), pred == ds.labels[idx])
+    ringed = [t for t in figure(at)["data"] if t.get("name") == "selected"]
+    wrong_val = {int(i) for i, p in zip(idx, pred) if p != ds.labels[i] and ds.splits[i] == "val"}
+    got = {int(row[0]) for row in ringed[0]["customdata"]} if ringed else set()
+    assert got == wrong_val
+    conf = open_map(color_by="confidence", color_run=str(r.run_id))
+    values = _array(figure(conf)["data"][0]["marker"]["color"])
+    assert ((values > 0) & (values <= 1)).all()

@@ -49,6 +49,8 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
                      dragmode: str = "lasso", splits: Sequence[str] | None = None,
                      image_hover: bool = False, color_values: Sequence[float] | None = None,
                      color_title: str = "", color_range: tuple[float, float] | None = None,
+                     color_scale: str | list | None = None,
+                     color_ticks: tuple[list, list] | None = None,
                      webgl: bool | None = None) -> go.Figure:
     """Scatter of projected points (2 or 3 columns in ``coords``), coloured by class.
 
@@ -64,7 +66,9 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
     ``color_values``: one number per row (e.g. neighbours kept) colours the points on a
     colour scale (``color_range``, titled ``color_title``: our own plotly text, ``<br>``
     allowed, never user text) instead of by class; then one
-    trace holds every point and the legend is off.
+    trace holds every point and the legend is off. ``color_scale``: a plotly colour scale
+    (default Viridis); ``color_ticks``: (values, labels) for the colour bar (e.g. 0/1 as
+    wrong/right).
     ``webgl`` (2D): draw with ``Scattergl``, one canvas instead of one SVG node a point;
     by default above :data:`WEBGL_ABOVE` points, where SVG makes every hover and unhover
     a 50-150 ms restyle of the page (measured in chromium at 10,000 points).
@@ -108,11 +112,13 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
             **xyz_of(all_rows), mode="markers", name=plain_title or "value",
             customdata=custom(all_rows), showlegend=False,
             text=None if image_hover else [hover_safe(x) for x in names_arr],
-            marker={"size": msize, "color": values, "colorscale": "Viridis", "cmin": lo, "cmax": hi,
-                    "opacity": 0.9, "line": line,
+            marker={"size": msize, "color": values, "colorscale": color_scale or "Viridis",
+                    "cmin": lo, "cmax": hi, "opacity": 0.9, "line": line,
                     "colorbar": {"title": {"text": color_title, "side": "top",
                                            "font": {"size": 13}},
-                                 "thickness": 10, "len": 0.75, "tickfont": {"size": 12}}},
+                                 "thickness": 10, "len": 0.75, "tickfont": {"size": 12},
+                                 **({"tickvals": color_ticks[0], "ticktext": color_ticks[1]}
+                                    if color_ticks else {})}},
             hoverinfo="none" if image_hover else None,
             hovertemplate=None if image_hover else
             f"%{{text}}<br>{plain_title}: %{{marker.color}}<extra></extra>"))
@@ -157,6 +163,39 @@ def embedding_figure(coords: np.ndarray, labels: Sequence[int], classes: Sequenc
     )
     if dim == 3:
         fig.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis})
+    return fig
+
+
+def for_presenter(fig: go.Figure, scale: float = 1.45, min_height: int | None = None) -> go.Figure:
+    """The figure readable from the back of a room: every font (title, axes, ticks, legend,
+    annotations, colour bar) and every marker ``scale`` times larger; ``min_height``
+    raises its height. Changes ``fig`` in place and returns it.
+
+    >>> f = for_presenter(go.Figure(go.Scatter(x=[0], y=[0], marker={"size": 8})))
+    >>> f.layout.font.size, f.data[0].marker.size
+    (22, 12)
+    """
+    def bigger(v, default):
+        return int(round((v or default) * scale))
+
+    lay = fig.layout
+    fig.update_layout(font_size=bigger(lay.font.size, 15),
+                      legend_font_size=bigger(lay.legend.font.size, 15))
+    for ann in lay.annotations or ():
+        ann.font.size = bigger(ann.font.size, 15)
+    if lay.title and lay.title.text:
+        lay.title.font.size = bigger(lay.title.font.size, 17)
+    for trace in fig.data:
+        marker = getattr(trace, "marker", None)
+        if marker is None:
+            continue
+        if isinstance(marker.size, int | float):
+            marker.size = bigger(marker.size, 6)
+        colorbar = getattr(marker, "colorbar", None)
+        if colorbar is not None and colorbar.tickfont.size:
+            colorbar.tickfont.size = bigger(colorbar.tickfont.size, 12)
+    if min_height and (lay.height or 0) < min_height:
+        fig.update_layout(height=min_height)
     return fig
 
 
@@ -255,5 +294,6 @@ def add_image_points(fig: go.Figure, coords: np.ndarray, uris: Sequence[str],
     return fig
 
 
-__all__ = ["add_image_points", "class_colors", "counts_figure", "embedding_figure", "hover_safe",
+__all__ = ["add_image_points", "class_colors", "counts_figure", "embedding_figure", "for_presenter",
+           "hover_safe",
            "reliability_figure"]

@@ -305,6 +305,15 @@ def load_predictor(ledger: Ledger, run_id: int):
     return get_mode(cfg.get("mode", "feature-extraction")).loader()(run, weights)
 
 
+def run_feature_proba(ledger: Ledger, run_id: int, X: np.ndarray) -> np.ndarray:
+    """A ``feature-extraction`` run's probabilities (over all its classes) for features ``X``
+    of its backbone: the head alone, no images read (for colouring a map by a run)."""
+    pred = load_predictor(ledger, run_id)
+    if not isinstance(pred, FeaturePredictor):
+        raise BadInput(f"run {run_id} is not a frozen-backbone run: it needs its images")
+    return pred.head_proba(np.asarray(X, np.float32))
+
+
 def load_feature_predictor(run: dict, weights: dict[str, np.ndarray]) -> FeaturePredictor:
     """A feature-extraction run's predictor: its backbone and the head's stored state."""
     cfg = run["config"]
@@ -315,6 +324,6 @@ def load_feature_predictor(run: dict, weights: dict[str, np.ndarray]) -> Feature
                                         "head_params": params}, weights, run["classes"])
 
 
-__all__ = ["MODES", "Cancelled", "Context", "FeaturePredictor", "ModeOutput", "RunResult",
+__all__ = ["run_feature_proba", "MODES", "Cancelled", "Context", "FeaturePredictor", "ModeOutput", "RunResult",
            "TrainConfig", "feature_extraction", "load_feature_predictor", "load_predictor",
            "register_mode", "train"]

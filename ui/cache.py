@@ -285,6 +285,17 @@ def ledger():
     return _ledger_at(str(default_path()))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_proba(ref: str, backbone: str, seed: int, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dataset indices, probabilities) of a feature-extraction run on every valid image of
+    the dataset: its head on the cached features of its backbone."""
+    from tlviz.train import run_feature_proba
+
+    emb = embeddings(ref, backbone, seed)
+    idx = emb.indices(None)
+    return idx, run_feature_proba(ledger(), run_id, np.asarray(emb.features[idx], np.float32))
+
+
 # ----------------------------------------------------------------------------- Explore page
 
 

@@ -18,7 +18,10 @@ from tlviz.sprites import stratified_sample
 from ui import cache, hovermap, state, widgets
 from ui.text import esc
 
-COLOR_BY = {"class": "class", "kept": "neighbours kept"}
+COLOR_BY = {"class": "class", "kept": "neighbours kept", "correct": "a run: right / wrong",
+            "confidence": "a run: confidence"}
+RUN_COLOURS = ("correct", "confidence")
+RIGHT_WRONG = [[0, "#D55E00"], [0.5, "#D55E00"], [0.5, "#0072B2"], [1, "#0072B2"]]
 POINTS = {"dots": "dots", "images": "images"}
 MAX_IMAGES = 1000  # images drawn as points; beyond, an even sample per class
 K = 10  # neighbours compared for "kept" and trustworthiness
@@ -32,38 +35,82 @@ TRUST_SENTENCE = ("A map like this keeps who is next to whom, not how far: the g
                   "groups and their sizes mean little, so read neighbours, not distances.")
 
 
-def display_choices(dim: int) -> tuple[str, str]:
-    """(colour by, points as) from two small controls; 3D maps keep dots coloured by class."""
+def display_choices(dim: int, choices=None) -> tuple[str, str, int | None]:
+    """(colour by, points as, run id) from small controls; 3D maps keep dots coloured by
+    class. Colouring by a run offers the finished frozen-backbone runs of this dataset and
+    the sidebar's backbone (their heads run on the cached features: no image is read)."""
     if dim != 2:
-        return "class", "dots"
+        return "class", "dots", None
     st.html(CSS)
     color_by = st.selectbox(
         "Colour by", list(COLOR_BY), format_func=COLOR_BY.get,
         help=f"neighbours kept: how many of an image's {K} nearest neighbours in feature space "
-             f"are also among its {K} nearest on the map (dark = the map moved it).",
+             f"are also among its {K} nearest on the map (dark = the map moved it). "
+             "A run: where a trained head is right or wrong, or how sure it is; its wrong "
+             "validation images are ringed.",
         **state.widget("color_by", "class", list(COLOR_BY)))
+    run_id = None
+    if color_by in RUN_COLOURS and choices is not None:
+        runs = cache.ledger().list_runs(status="completed")
+        runs = runs[(runs["dataset"] == choices.dataset) & (runs["backbone"] == choices.backbone)
+                     & (runs["mode"] == "feature-extraction")]
+        ids = [int(i) for i in runs["id"]]
+        if not ids:
+            st.caption(f"No finished head on {esc(choices.backbone)} for this dataset yet: "
+                       "train one on the Train page.")
+            color_by = "class"
+        else:
+            rows = {int(r["id"]): r for r in runs.to_dict(orient="records")}
+            run_id = int(st.selectbox("Run", ids, format_func=lambda i: widgets.run_label(rows[i]),
+                                      **state.widget("color_run", ids[0], ids)))
     points = st.segmented_control(
         "Points", list(POINTS), format_func=POINTS.get,
         help=f"images: the thumbnails themselves at their places (up to {MAX_IMAGES:,}, an "
              "even sample per class beyond); zoom in to see them larger.",
         **state.widget("points", "dots", list(POINTS))) or "dots"
-    return color_by, points
+    return color_by, points, run_id
+
+
+def run_colouring(choices, ds, idx: np.ndarray, color_by: str, run_id: int | None):
+    """(values, colour options, ringed indices) of a run colouring for the map's rows
+    ``idx``, or None: right/wrong (1/0) or confidence, wrong val images ringed."""
+    if color_by not in RUN_COLOURS or run_id is None:
+        return None
+    ridx, proba = cache.run_proba(choices.dataset, choices.backbone, choices.seed, run_id)
+    rows = np.searchsorted(ridx, idx)
+    proba = proba[np.clip(rows, 0, len(ridx) - 1)]
+    pred = proba.argmax(1)
+    wrong = pred != ds.labels[idx]
+    ring = [int(i) for i in idx[wrong & (ds.splits[idx] == "val")]]
+    if color_by == "correct":
+        opts = {"color_title": f"run #{run_id}", "color_range": (0, 1),
+                "color_scale": RIGHT_WRONG, "color_ticks": ([0.25, 0.75], ["wrong", "right"])}
+        return (~wrong).astype(float), opts, ring
+    opts = {"color_title": f"run #{run_id}<br>confidence", "color_range": (0, 1)}
+    return proba.max(1), opts, ring
 
 
 def draw(key: str, chart_key: str, choices, ds, labels: np.ndarray, idx: np.ndarray,
          coords: np.ndarray, *, names: list[str], selected: list[int], height: int,
          on_select: Callable | str, sheets, color_by: str, points: str,
-         kept: np.ndarray | None) -> None:
+         kept: np.ndarray | None, run=None) -> None:
     """One map in ``st.container(key=key)``: the plotly chart (``chart_key``: its selection
-    event) and, in 2D, the hover previews listening to it."""
+    event) and, in 2D, the hover previews listening to it. ``run``: a
+    :func:`run_colouring` (it replaces the class or kept colouring)."""
     dim = coords.shape[1]
     hover = dim == 2 and sheets is not None
-    by_kept = color_by == "kept" and kept is not None and dim == 2
+    by_kept = color_by == "kept" and kept is not None and dim == 2 and run is None
+    colour = {"color_values": kept, "color_title": f"kept<br>(of {K})",
+              "color_range": (0, K)} if by_kept else {}
+    ring = selected or None
+    if run is not None:
+        values, opts, wrong_val = run
+        colour = {"color_values": values, **opts}
+        ring = selected or wrong_val or None
     fig = embedding_figure(coords, labels, ds.classes, idx, names=names,
-                           highlight=selected or None, height=height, dragmode="pan",
-                           splits=[str(s) for s in ds.splits[idx]], image_hover=hover,
-                           color_values=kept if by_kept else None,
-                           color_title=f"kept<br>(of {K})", color_range=(0, K))
+                           highlight=ring, height=height, dragmode="pan",
+                           splits=[str(s) for s in ds.splits[idx]], image_hover=hover, **colour)
+    fig = widgets.present(fig)
     if points == "images" and hover:
         pick = stratified_sample(labels, MAX_IMAGES, seed=choices.seed)
         uris = cache.point_images(choices.dataset, choices.seed, tuple(int(i) for i in idx[pick]))
@@ -72,7 +119,8 @@ def draw(key: str, chart_key: str, choices, ds, labels: np.ndarray, idx: np.ndar
         st.plotly_chart(fig, width="stretch", key=chart_key, on_select=on_select,
                         selection_mode=("points", "box", "lasso"))
         if hover:
-            hovermap.attach(key, sheets, list(ds.classes), K if kept is not None else None)
+            hovermap.attach(key, sheets, list(ds.classes),
+                            K if kept is not None and run is None else None)
     if points == "images" and hover and len(idx) > MAX_IMAGES:
         st.caption(f"{MAX_IMAGES:,} of {len(idx):,} images drawn (an even sample per class); "
                    "every dot still answers hover and lasso.")

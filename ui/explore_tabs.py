@@ -106,7 +106,7 @@ def chart(v: View, coords: np.ndarray, image: int, nb) -> None:
                            splits=[str(s) for s in v.ds.splits[v.idx]],
                            image_hover=sheets is not None)
     with st.container(key=MAP):
-        st.plotly_chart(fig, key=CHART, on_select=partial(_on_chart_select, v.mask),
+        st.plotly_chart(widgets.present(fig, 700), key=CHART, on_select=partial(_on_chart_select, v.mask),
                         selection_mode=("points", "box", "lasso"))
         if sheets is not None:
             hovermap.attach(MAP, sheets, v.classes)
@@ -275,8 +275,8 @@ def _satellite_results(v: View, chosen: tuple[int, ...], aug_json: str, n_copies
               help=f"A 5-nearest-neighbour vote among the dataset's images. Of the originals "
                    f"themselves, {sat.baseline_crossed:.0%} already vote another class.")
     m3.metric("augmentation", aug_name)
-    st.plotly_chart(explore.satellites_figure(proj.embedding_, v.emb.labels[idx], classes, idx,
-                                              sat), key="explore.sat_chart")
+    st.plotly_chart(widgets.present(explore.satellites_figure(
+        proj.embedding_, v.emb.labels[idx], classes, idx, sat)), key="explore.sat_chart")
     st.caption("★ original, ● copy, ✕ copy whose 5-NN vote is another class. The star is "
                "placed by the same transform as its copies, so it sits near (not always "
                "exactly on) its dot in the main plot.")

@@ -145,7 +145,8 @@ def live_curves(job: jobs.Job) -> None:
     """Accuracy and loss per epoch while a run trains (a head fitted in one step has no
     curve: its final numbers are in the results below)."""
     if len(job.records) > 1 or (job.records and job.running):
-        st.plotly_chart(curves_figure({short_label(job.meta["cfg"]): job.records}, height=340),
+        st.plotly_chart(widgets.present(curves_figure(
+            {short_label(job.meta["cfg"]): job.records}, height=340), 480),
                         key="train.live", config={"displayModeBar": False})
 
 
@@ -193,7 +194,7 @@ def calibration(r, cfg) -> None:
     st.markdown("##### Do its probabilities mean what they say?")
     left, right = st.columns([1.5, 1], gap="large", vertical_alignment="center")
     with left:
-        st.plotly_chart(reliability_figure({"val": r.reliability}, height=340),
+        st.plotly_chart(widgets.present(reliability_figure({"val": r.reliability}, height=340)),
                         key="train.reliability", config={"displayModeBar": False})
     with right:
         st.metric("Val calibration error (ECE)", f"{r.val_ece:.3f}",
@@ -260,7 +261,8 @@ def mistakes(r, ref: str, dseed: int, ds) -> None:
 
     left, right = st.columns([1, 1], gap="large")
     with left:
-        st.plotly_chart(confusion_figure(r.confusion, classes, split=split), key=CONFUSION,
+        st.plotly_chart(widgets.present(confusion_figure(r.confusion, classes, split=split)),
+                        key=CONFUSION,
                         on_select=on_cell_click, selection_mode="points",
                         config={"displayModeBar": False})
     with right:
@@ -277,6 +279,12 @@ def mistakes(r, ref: str, dseed: int, ds) -> None:
             widgets.image_grid(thumbs, names, columns=4)
             if len(hits) > len(shown):
                 st.caption(f"… and {len(hits) - len(shown)} more.")
+            if ds is not None and st.button(
+                    f"Ring these {len(hits)} on the map", icon=nav.ICONS[nav.EMBEDDING],
+                    key=f"train.cell_map.{r.run_id}",
+                    help="Open the Embedding space with this cell's images selected"):
+                state.set("selection", [int(i) for i in hits], url=False)
+                st.switch_page(nav.EMBEDDING)
         else:
             st.caption("No images in this cell.")
 
@@ -319,7 +327,7 @@ def ladder(choices: Choices, busy: bool, was_running: bool) -> None:
         res = job.result
         if res.cancelled:
             st.warning("Ladder stopped; the rungs finished so far are below.")
-        st.plotly_chart(ladder_figure(res.table), config={"displayModeBar": False})
+        st.plotly_chart(widgets.present(ladder_figure(res.table)), config={"displayModeBar": False})
         from tlviz.metrics import accuracy_text
 
         t = res.table

@@ -56,6 +56,15 @@ def load_dataset(choices: Choices, ref: str | None = None, *, link: bool = True)
     return None
 
 
+def present(fig, min_height: int | None = None):
+    """``fig`` scaled for the room when presenter mode is on (the sidebar's toggle)."""
+    if st.session_state.get("s.presenter"):
+        from tlviz.plots import for_presenter
+
+        return for_presenter(fig, min_height=min_height)
+    return fig
+
+
 def showing(choices: Choices, backbone: bool = True) -> None:
     """One line naming what the page shows: the sidebar's dataset (and backbone)."""
     from ui.text import esc
