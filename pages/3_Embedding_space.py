@@ -32,8 +32,8 @@ def _on_select(key: str) -> None:
     """A click or lasso on a plot: the picked images become the selection (ringed in both)."""
     points = ((st.session_state.get(key) or {}).get("selection") or {}).get("points") or []
     picked = sorted({_index(p["customdata"]) for p in points if "customdata" in p})
-    if picked:
-        state.set("selection", picked, url=False)
+    if picked:  # a small selection goes in the link too: a shared link shows it again
+        state.set("selection", picked, url=len(picked) <= state.MAX_URL_ITEMS, default=[])
 
 
 choices = sidebar.choices()
@@ -82,7 +82,8 @@ if not ready:
         st.stop()
     st.session_state["emb_go"].add(go_key)
 
-selected: list[int] = list(state.get("selection", []))
+selected: list[int] = list(state.get("selection", [], bounds=(0, len(ds) - 1),
+                                     max_items=state.MAX_URL_ITEMS))
 names = None
 maps, panel = st.columns([2.9, 1], gap="medium")
 with panel:

@@ -342,3 +342,12 @@ def test_embedding_figure_maps_points_back_to_dataset_rows_and_escapes_names():
     assert cats.marker.color != dogs.marker.color
     fig3 = embedding_figure(np.zeros((3, 3)), np.array([0, 0, 1]), ["a", "b"])
     assert fig3.data[0].type == "scatter3d"
+
+
+def test_embedding_selection_comes_back_from_a_shared_link(tiny):
+    at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca", selection="3,7")
+    assert not at.exception and "2 selected image(s)" in texts(at)
+    assert not at.toast  # a good link: no notice
+    for bad in ("3,999", "3,x", ",".join(map(str, range(70)))):  # out of range, text, too many
+        at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca", selection=bad)
+        assert not at.exception and "selected image(s)" not in texts(at)

@@ -135,7 +135,7 @@ def selection_panel(choices, ds, selected: list[int]) -> None:
     head, clear = st.columns([3, 2], vertical_alignment="center")
     head.markdown(f"**{len(selected)} selected image(s)**")
     clear.button("Clear", key="emb_clear", on_click=state.set, args=("selection", []),
-                 kwargs={"url": False}, help="Clear the selection")
+                 kwargs={"default": []}, help="Clear the selection")
     if len(selected) == 1:
         i = selected[0]
         st.image(cache.thumbnail(choices.dataset, i, 224, choices.seed), width="stretch")

@@ -77,6 +77,13 @@ def _allowed(value: Any, default: Any, options: Sequence | None,
     bounds are given)."""
     if isinstance(default, bool):
         return isinstance(value, bool)
+    if isinstance(value, list) and options is None and bounds is not None:  # integers in range
+        try:
+            ints = [int(v) for v in value]
+        except (TypeError, ValueError):
+            return False
+        return (max_items is None or len(ints) <= max_items) \
+            and all(bounds[0] <= i <= bounds[1] for i in ints)
     if options is not None:
         opts = list(options)
         texts = {str(o) for o in opts}
@@ -150,6 +157,10 @@ def get(name: str, default: T, options: Sequence | None = None,
             value = [v for v in value if v in opts][:max_items] or default
         elif value not in opts:
             value = by_text.get(str(value), default if default in opts or not opts else opts[0])
+    if isinstance(value, list) and options is None and bounds is not None:  # a list of indices
+        ints = [int(v) for v in value if str(v).lstrip("-").isdigit()]
+        ok = [i for i in ints if bounds[0] <= i <= bounds[1]]  # (a link's length: _allowed)
+        return ok if len(ok) == len(value) else default
     if bounds is not None and not (isinstance(value, int | float) and bounds[0] <= value <= bounds[1]):
         value = default
     return value
