@@ -92,13 +92,14 @@ if left.button("Run steps 1 and 2 now", type="primary", key="run_story",
 right.caption("Step 3 (fine-tuning) and the whole ladder, several seeds each, are on the Train page.")
 
 st.subheader("Available offline right now")
-dcol, bcol = st.columns(2, gap="large")
-config = {"here": st.column_config.TextColumn(width="small")}
-with dcol:
-    st.dataframe([{"dataset": d.name, "here": "✓" if d.ok else "—",
-                   "about": d.description if d.ok else d.why} for d in cache.datasets()],
-                 hide_index=True, width="stretch", column_config=config)
-with bcol:
-    st.dataframe([{"backbone": b.name, "here": "✓" if b.ok else "—",
-                   "about": b.description if b.ok else b.why} for b in cache.backbones()],
-                 hide_index=True, width="stretch", column_config=config)
+# one table above the other, each the page's width: names and descriptions are not cut
+config = {"here": st.column_config.TextColumn(width="small"),
+          "dataset": st.column_config.TextColumn(width="medium"),
+          "backbone": st.column_config.TextColumn(width="medium"),
+          "about": st.column_config.TextColumn(width="large")}
+st.dataframe([{"dataset": d.name, "here": "✓" if d.ok else "—",
+               "about": d.description if d.ok else d.why.split(". ")[0]}
+              for d in cache.datasets()], hide_index=True, width="stretch", column_config=config)
+st.dataframe([{"backbone": b.name, "here": "✓" if b.ok else "—",
+               "about": b.description if b.ok else b.why.split(":")[0]}
+              for b in cache.backbones()], hide_index=True, width="stretch", column_config=config)

@@ -541,7 +541,9 @@ def list_datasets() -> list[DatasetInfo]:
             if kind == "user" and d.is_symlink():
                 continue
             if d.is_dir() and not d.name.startswith(".") and d.name not in known:
-                out.append(DatasetInfo(d.name, f"folder {d}", kind,
+                about = ("image folders in the data directory" if kind == "datadir" else
+                         "made here: an uploaded zip or webcam photos")  # no server path shown
+                out.append(DatasetInfo(d.name, about, kind,
                                        lambda seed=0, _d=d, **_: _load_extracted(_d, _d.name, seed)))
                 known.add(d.name)
     return out
