@@ -21,6 +21,7 @@ widgets.showing(choices)
 advanced = not choices.presenter
 train_running, ladder_running = sections.running("train"), sections.running("ladder")
 busy = train_running or ladder_running
+left_out = sections.what_if(choices)
 
 c1, c2, c3 = st.columns([1, 1.1, 1.1], gap="large")
 with c1:
@@ -67,7 +68,8 @@ if start:
 
     sections.start_training(TrainConfig(
         dataset=choices.dataset, backbone=choices.backbone, head=head, head_params=params,
-        mode=mode, epochs=epochs, seed=seed, extra=extra,
+        mode=mode, epochs=epochs, seed=seed, extra=extra, exclude=left_out,
+        name=f"what-if: without {len(left_out)} image(s)" if left_out else None,
         augment=aug_cfg.to_dict() if aug_on else {}), ds, choices)  # {}: explicitly off
 
 job = jobs.get("train")

@@ -47,8 +47,13 @@ if not picked:
     st.stop()
 
 run_ids = [int(i) for i in picked]
-labels = {i: f"#{i} {rows[str(i)]['head'] if rows[str(i)]['mode'] == 'feature-extraction' else rows[str(i)]['mode']}"
-          for i in run_ids}
+def _label(row) -> str:
+    what = row["head"] if row["mode"] == "feature-extraction" else row["mode"]
+    name = str(row.get("name") or "")
+    return f"#{row['id']} {what}" + (f" ({name[9:]})" if name.startswith("what-if: ") else "")
+
+
+labels = {i: _label(rows[str(i)]) for i in run_ids}
 histories = ledger.histories(run_ids)
 table = ledger.compare(run_ids)
 finals = {labels[int(r["id"])]: (r["val_accuracy"], r["val_low"], r["val_high"])

@@ -138,3 +138,17 @@ def test_colour_by_a_run_shows_where_its_head_is_right_and_rings_wrong_val_image
     conf = open_map(color_by="confidence", color_run=str(r.run_id))
     values = _array(figure(conf)["data"][0]["marker"]["color"])
     assert ((values > 0) & (values <= 1)).all()
+
+
+def test_train_without_the_selection_opens_train_with_a_what_if(tiny):
+    from tlviz.data import load_dataset
+
+    ds = load_dataset(str(tiny))
+    at = open_map()
+    picked = [int(i) for i in ds.indices("train")[:3]]
+    at.session_state["s.selection"] = picked
+    at.run()
+    at.button(key="emb_what_if").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["train.what_if"] == {"dataset": "tiny", "indices": picked}
+    assert any("What-if run" in i.value for i in at.info)  # now on the Train page

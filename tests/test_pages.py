@@ -348,6 +348,6 @@ def test_embedding_selection_comes_back_from_a_shared_link(tiny):
     at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca", selection="3,7")
     assert not at.exception and "2 selected image(s)" in texts(at)
     assert not at.toast  # a good link: no notice
-    for bad in ("3,999", "3,x", ",".join(map(str, range(70)))):  # out of range, text, too many
-        at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca", selection=bad)
+    for link in ("3,999", "3,x", ",".join(map(str, range(70)))):  # out of range, text, too many
+        at = open_app(EMB, dataset=tiny.name, backbone="tiny_random", method="pca", selection=link)
         assert not at.exception and "selected image(s)" not in texts(at)

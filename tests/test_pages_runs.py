@@ -309,3 +309,23 @@ def test_predict_with_a_knn_run_counts_neighbours_instead_of_percent_sure():
     assert not at.exception, at.exception
     m = next(m for m in at.metric if m.label == "Prediction")
     assert m.delta.endswith("of 5 nearest training images") and "sure" not in m.delta
+
+
+def test_a_map_selection_becomes_a_what_if_run_that_compare_names():
+    at = open_page(TRAIN)
+    train_run(at, "logistic")
+    from tlviz.data import load_dataset
+
+    ds = load_dataset("digits")
+    picked = [int(i) for i in ds.indices("train")[:7]]
+    at.session_state["train.what_if"] = {"dataset": "digits", "indices": picked}
+    at.run()
+    assert any("What-if run" in i.value for i in at.info)
+    train_run(at, "logistic")
+    newest = Ledger().list_runs().iloc[0]
+    run = Ledger().get_run(int(newest["id"]))
+    assert run["config"]["exclude"] == sorted(picked) and newest["name"].startswith("what-if")
+    assert "train.what_if" not in at.session_state  # one what-if run per pick
+    compare = open_page(COMPARE)
+    assert not compare.exception
+    assert "(without 7 image(s))" in compare.get("plotly_chart")[0].proto.spec

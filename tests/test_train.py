@@ -99,3 +99,31 @@ def test_registered_dataset_by_name_and_unknown_mode():
     assert res.val_accuracy > 0.9 and res.test_accuracy > 0.9  # pixels do work on digits
     with pytest.raises(ValueError, match="unknown mode 'magic'"):
         train(TrainConfig(dataset="digits", backbone="pixels", mode="magic"), ledger=None)
+
+
+@pytest.mark.parametrize("mode", ["feature-extraction", "pixels-mlp"])
+def test_a_what_if_run_leaves_training_images_out_and_keeps_val(tmp_path, mode):
+    from conftest import make_image_folder
+
+    from tlviz.data import load_dataset
+    from tlviz.runs import Ledger
+
+    ds = load_dataset(str(make_image_folder(tmp_path / "w", n_classes=2, per_class=12, size=32,
+                                            splits=("train", "val"))))
+    led = Ledger(tmp_path / "runs.db")
+    train_idx = ds.indices("train")
+    val_idx = ds.indices("val")
+    out = list(train_idx[:5]) + [int(val_idx[0])]  # a val image is never left out
+    kw = {"epochs": 1} if mode != "feature-extraction" else {}
+    base = train(TrainConfig(dataset="w", backbone="pixels", head="logistic", mode=mode, **kw),
+                 dataset=ds, ledger=led)
+    what_if = train(TrainConfig(dataset="w", backbone="pixels", head="logistic", mode=mode,
+                                exclude=out, name="what-if", **kw), dataset=ds, ledger=led)
+    assert what_if.counts()["train"] == base.counts()["train"] - 5
+    assert what_if.counts()["val"] == base.counts()["val"] == len(val_idx)
+    assert led.get_run(what_if.run_id)["config"]["exclude"] == sorted(int(i) for i in out)
+    with pytest.raises(ValueError, match="image numbers"):
+        train(TrainConfig(dataset="w", backbone="pixels", exclude=[10_000]), dataset=ds,
+              ledger=None)
+    with pytest.raises(ValueError, match="list of image numbers"):
+        TrainConfig(exclude=["x"])

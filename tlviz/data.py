@@ -161,6 +161,19 @@ class ImageDataset:
         return self.with_splits(splits, [f"no val split: {fraction:.0%} of train (seed {seed}) "
                                          "held out as val", *w])
 
+    def leave_out(self, indices: Sequence[int]) -> ImageDataset:
+        """The same dataset with the *training* images at ``indices`` out of every split (a
+        what-if run: val and test stay the same, so runs compare on the same images)."""
+        idx = np.asarray(sorted({int(i) for i in indices}), dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
+            raise DatasetError(f"image numbers to leave out must be within 0..{len(self) - 1}")
+        train = idx[self.splits[idx] == "train"] if len(idx) else idx
+        if not len(train):
+            return self
+        splits = self.splits.copy()
+        splits[train] = "left-out"  # not a split: no mode trains or scores on these
+        return self.with_splits(splits, [f"{len(train)} training image(s) left out (what-if run)"])
+
     def check_trainable(self) -> None:
         """Raise :class:`DatasetError` saying why no classifier can be trained on this dataset."""
         train = self.labels[self.splits == "train"]

@@ -54,8 +54,13 @@ class TrainConfig:
     seed: int = 0
     name: str | None = None
     extra: dict = field(default_factory=dict)  # the mode's options (tlviz.options.MODE_OPTIONS)
+    exclude: list = field(default_factory=list)  # training images left out: a what-if run
 
     def __post_init__(self) -> None:
+        try:
+            self.exclude = sorted({int(i) for i in self.exclude or ()})
+        except (TypeError, ValueError):
+            raise BadInput("exclude must be a list of image numbers") from None
         if isinstance(self.augment, Mapping):  # a stored config, JSON, a page's settings
             self.augment = AugmentConfig.from_dict(self.augment)
         elif self.augment is not None and not isinstance(self.augment, AugmentConfig):
@@ -253,6 +258,8 @@ def train(cfg: TrainConfig, *, dataset: ImageDataset | None = None,
     t0 = time.perf_counter()
     ds = dataset if dataset is not None else load_dataset(cfg.dataset, seed=cfg.seed)
     ds = ds.ensure_val(seed=cfg.seed)
+    if cfg.exclude:
+        ds = ds.leave_out(cfg.exclude)
     ds.check_trainable()  # a clear DatasetError for one class or no train split
     led = Ledger() if ledger is True else (ledger or None)
     run_cfg = {**cfg.to_dict(), "dataset": cfg.dataset if dataset is None else (cfg.dataset or ds.name),

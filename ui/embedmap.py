@@ -15,7 +15,7 @@ import streamlit as st
 
 from tlviz.plots import add_image_points, embedding_figure
 from tlviz.sprites import stratified_sample
-from ui import cache, hovermap, state, widgets
+from ui import cache, hovermap, nav, state, widgets
 from ui.text import esc
 
 COLOR_BY = {"class": "class", "kept": "neighbours kept", "correct": "a run: right / wrong",
@@ -136,6 +136,14 @@ def selection_panel(choices, ds, selected: list[int]) -> None:
     head.markdown(f"**{len(selected)} selected image(s)**")
     clear.button("Clear", key="emb_clear", on_click=state.set, args=("selection", []),
                  kwargs={"default": []}, help="Clear the selection")
+    n_train = int((ds.splits[selected] == "train").sum())
+    if n_train and st.button(f"Train without these ({n_train})", key="emb_what_if",
+                             icon=":material/science:", width="stretch",
+                             help="A what-if run: the same training without the selected "
+                                  "training images; Compare shows it beside the others."):
+        st.session_state["train.what_if"] = {"dataset": choices.dataset,
+                                             "indices": [int(i) for i in selected]}
+        st.switch_page(nav.TRAIN)
     if len(selected) == 1:
         i = selected[0]
         st.image(cache.thumbnail(choices.dataset, i, 224, choices.seed), width="stretch")

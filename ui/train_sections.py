@@ -126,6 +126,24 @@ def stop_all() -> None:
         jobs.request_stop(key)
 
 
+WHAT_IF = "train.what_if"  # session: {"dataset": name, "indices": [...]} from the map
+
+
+def what_if(choices: Choices) -> list[int]:
+    """The training images the next run leaves out (picked on the map), with a notice and a
+    way to forget them; [] for a normal run."""
+    w = st.session_state.get(WHAT_IF)
+    if not w or w.get("dataset") != choices.dataset:
+        return []
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.info(f"**What-if run:** the next run leaves out the {len(w['indices'])} image(s) you "
+              "selected on the map (training images only: val and test stay the same, so "
+              "Compare puts it fairly beside the run without them).", icon=":material/science:")
+    right.button("Forget", key="train.what_if_forget", on_click=st.session_state.pop,
+                 args=(WHAT_IF, None))
+    return list(w["indices"])
+
+
 def start_training(cfg, ds, choices: Choices) -> None:
     """Train ``cfg`` in the background (the run goes to the ledger) and redraw the page."""
     from tlviz.train import train
@@ -138,6 +156,7 @@ def start_training(cfg, ds, choices: Choices) -> None:
 
     jobs.start("train", run_label(cfg), work, cfg=cfg, ref=choices.dataset, seed=choices.seed)
     jobs.forget("ladder")
+    st.session_state.pop(WHAT_IF, None)  # one what-if run per pick
     st.rerun()  # redraw with Stop enabled
 
 
