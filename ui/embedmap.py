@@ -29,8 +29,8 @@ K = 10  # neighbours compared for "kept" and trustworthiness
 CSS = """<style>
 [data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] { font-size: 1.3rem; }
 [data-testid="stMainBlockContainer"] [data-testid="stMetricLabel"] p { font-size: 0.78rem; }
-#tlviz-hover-card { overflow-wrap: anywhere; }
-</style>"""
+</style>"""  # not in presenter mode: a room reads the metrics at the theme's size
+CARD_CSS = "<style>#tlviz-hover-card { overflow-wrap: anywhere; }</style>"
 TRUST_SENTENCE = ("A map like this keeps who is next to whom, not how far: the gaps between "
                   "groups and their sizes mean little, so read neighbours, not distances.")
 
@@ -41,7 +41,7 @@ def display_choices(dim: int, choices=None) -> tuple[str, str, int | None]:
     the sidebar's backbone (their heads run on the cached features: no image is read)."""
     if dim != 2:
         return "class", "dots", None
-    st.html(CSS)
+    st.html(CARD_CSS if choices is not None and choices.presenter else CSS + CARD_CSS)
     color_by = st.selectbox(
         "Colour by", list(COLOR_BY), format_func=COLOR_BY.get,
         help=f"neighbours kept: how many of an image's {K} nearest neighbours in feature space "
