@@ -248,7 +248,11 @@ def _extract(out: np.ndarray, dataset, spec, backend, batch_size, progress, int8
     if int8 and spec.source != "none":  # activation ranges from up to 64 of the dataset's images
         pick = np.unique(np.linspace(0, len(dataset) - 1, min(64, len(dataset))).astype(int))
         calibration = _decode(dataset, spec.preprocess, pick)[0]
+    if progress:  # the first use of a backbone builds its ONNX file before any image runs
+        progress(0, len(dataset), f"preparing {spec.name} (first use: ONNX export)")
     run = _runner(spec, backend, int8, calibration)
+    if progress:
+        progress(0, len(dataset), f"embedding with {spec.name}")
     failed: list[tuple[int, str]] = []
     done = 0
     for idx, batch, bad in iter_batches(dataset, spec, batch_size):

@@ -103,10 +103,11 @@ def _watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
     if was_running and not job.running:
         st.rerun()
     if job.running:
-        done, total, msg = job.progress or (0, 0, "starting")
+        done, total, msg = job.progress or (0, 0, "loading the dataset")
+        count = f" · {done:,}/{total:,}" if total and done < total else ""
         epochs_txt = f" · epoch {len(job.records)}" if job.records else ""
         st.progress(min(1.0, done / total) if total else 0.0,
-                    text=f"{msg or 'working'}{epochs_txt} · {job.seconds:.0f} s")
+                    text=f"{msg or 'working'}{count}{epochs_txt} · {job.seconds:.0f} s")
     draw(job)
 
 
