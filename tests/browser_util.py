@@ -202,6 +202,30 @@ def screenshot(page, path: str | os.PathLike, full_page: bool = False) -> Path:
     return path
 
 
+# Streamlit's frontend asks Google's font CDN for some Material icons' SVGs and falls back
+# to its bundled icon font when that fails (the icons show offline: see the screenshots).
+ICON_CDN = "https://fonts.gstatic.com/s/i/"
+
+
+def block_other_hosts(page, base: str, blocked: list[str] | None = None) -> list[str]:
+    """Abort every request that is not for the app at ``base`` (proof that a page works
+    offline); returns the list (``blocked``, or a new one) the blocked URLs are appended
+    to (Streamlit's own icon look-ups left out)."""
+    blocked = [] if blocked is None else blocked
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(base) or url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            if not url.startswith(ICON_CDN):
+                blocked.append(url)
+            r.abort()
+
+    page.route("**/*", route)
+    return blocked
+
+
 def page_urls(base_url: str) -> dict[str, str]:
     """Title -> URL of every page app.py declares (``ui/nav.py``), in menu order
     (``"Embedding space"``: ``/Embedding_space``; Home: ``/``)."""

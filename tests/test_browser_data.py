@@ -26,29 +26,6 @@ def server(tmp_path_factory):
         yield srv
 
 
-# Streamlit's frontend asks Google's font CDN for some Material icons' SVGs and falls back
-# to its bundled icon font when that fails (the icons show offline: see the screenshots).
-ICON_CDN = "https://fonts.gstatic.com/s/i/"
-
-
-def _offline(page, base: str) -> list[str]:
-    """Abort every request that is not for the app; returns the blocked URLs (icon SVG
-    look-ups of Streamlit's own left out)."""
-    blocked: list[str] = []
-
-    def route(r):
-        url = r.request.url
-        if url.startswith(base) or url.startswith(("data:", "blob:")):
-            r.continue_()
-        else:
-            if not url.startswith(ICON_CDN):
-                blocked.append(url)
-            r.abort()
-
-    page.route("**/*", route)
-    return blocked
-
-
 def test_a_zip_upload_says_what_it_opened_and_shows_it(server, tmp_path):
     root = make_image_folder(tmp_path / "parrots", n_classes=2, per_class=8, size=40,
                              splits=("train", "val"))
@@ -63,7 +40,7 @@ def test_a_zip_upload_says_what_it_opened_and_shows_it(server, tmp_path):
     with bu.browser() as b:
         page = b.new_page(viewport={"width": 1280, "height": 800})
         page.set_default_timeout(120_000)
-        blocked = _offline(page, server.url)
+        blocked = bu.block_other_hosts(page, server.url)
         bu.open_page(page, bu.page_urls(server.url)["Data"])
         page.get_by_role("tab", name="Upload a .zip").click()
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(archive))
@@ -87,7 +64,7 @@ def test_webcam_photos_become_a_dataset_that_trains(server):
                             permissions=["camera"])
         page = ctx.new_page()
         page.set_default_timeout(120_000)
-        blocked = _offline(page, server.url)
+        blocked = bu.block_other_hosts(page, server.url)
         urls = bu.page_urls(server.url)
         bu.open_page(page, urls["Data"])
         page.get_by_role("tab", name="Webcam dataset").click()

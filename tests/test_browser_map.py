@@ -39,15 +39,7 @@ def server(tmp_path_factory):
 def _offline_page(b, srv, blocked: list[str], viewport=None):
     page = b.new_page(viewport=viewport or {"width": 1280, "height": 800})
     page.set_default_timeout(120_000)
-
-    def route(r):
-        if r.request.url.startswith(srv.url):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
+    bu.block_other_hosts(page, srv.url, blocked)
     return page
 
 

@@ -1,5 +1,5 @@
 """The map's other views in a real browser (Debian's chromium), offline (every host but the
-app's blocked; Streamlit's own icon look-ups left aside, see test_browser_data):
+app's blocked; Streamlit's own icon look-ups left aside, see browser_util):
 colour by a run's right/wrong, the sweep grid, a morph's first and last frame, and
 presenter mode at 1920x1080 with a map at least 70% of the screen's height. Each view is
 screenshotted to /tmp/shots/ (TLVIZ_SHOTS).
@@ -17,7 +17,6 @@ from conftest import make_image_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 SHOTS = Path(os.environ.get("TLVIZ_SHOTS", "/tmp/shots"))
-ICON_CDN = "https://fonts.gstatic.com/s/i/"
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +47,7 @@ def server(tmp_path_factory):
 def _page(b, srv, viewport=(1280, 800)):
     page = b.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     page.set_default_timeout(180_000)
-    blocked: list[str] = []
-
-    def route(r):
-        url = r.request.url
-        if url.startswith(srv.url) or url.startswith(("data:", "blob:")):
-            r.continue_()
-        else:
-            if not url.startswith(ICON_CDN):
-                blocked.append(url)
-            r.abort()
-
-    page.route("**/*", route)
-    return page, blocked
+    return page, bu.block_other_hosts(page, srv.url)
 
 
 def _open(page, srv, path: str, **query) -> None:
