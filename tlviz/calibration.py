@@ -125,7 +125,7 @@ def oof_logits(head, X: np.ndarray, y: np.ndarray, params: dict | None = None, c
     temperature. None when there are too few rows per class for two folds."""
     from sklearn.base import clone
 
-    from tlviz.heads import cv_folds
+    from tlviz.data import cv_folds
 
     folds = cv_folds(y, cv, seed)
     if not folds:

@@ -251,6 +251,18 @@ def _atomic_write_text(path: Path, text: str) -> None:
 # ----------------------------------------------------------------------------- splits
 
 
+def cv_folds(y: np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, seeded k-fold (train, held-out) index pairs within the training rows;
+    ``k`` is lowered to the smallest class's size (at least 2 folds, else none)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.unique(y, return_counts=True)[1]
+    k = int(min(k, counts.min())) if len(counts) > 1 else 0
+    if k < 2:
+        return []
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
 def stratified_split(labels: np.ndarray, fractions=(0.6, 0.2, 0.2), seed: int = 0,
                      names=SPLITS, class_names: Sequence[str] | None = None
                      ) -> tuple[np.ndarray, list[str]]:

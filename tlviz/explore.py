@@ -73,7 +73,8 @@ def out_of_fold_proba(X: np.ndarray, y: np.ndarray, cv: int = 5, seed: int = 0) 
     (stratified ``cv``-fold cross-validation; C chosen once on all rows, as the head does).
     No temperature scaling: confident learning's per-class thresholds were measured on these
     plain probabilities (bench/RESULTS.md), and it would fit 3 more heads per fold."""
-    from tlviz.heads import LogisticHead, cv_folds
+    from tlviz.data import cv_folds
+    from tlviz.heads import LogisticHead
 
     classes, codes = np.unique(y, return_inverse=True)
     X = np.asarray(X, dtype=np.float32)

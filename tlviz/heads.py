@@ -19,6 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from tlviz.data import cv_folds
 from tlviz.errors import BadInput, UnknownName
 from tlviz.loop import EpochCallback, train_epochs
 
@@ -188,18 +189,6 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, C: float, n_classes: int,
     res = minimize(loss_grad, theta, jac=True, method="L-BFGS-B",
                    options={"maxiter": max_iter, "gtol": tol})
     return res.x
-
-
-def cv_folds(y: np.ndarray, k: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified, seeded k-fold (train, held-out) index pairs within the training rows;
-    ``k`` is lowered to the smallest class's size (at least 2 folds, else none)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    counts = np.unique(y, return_counts=True)[1]
-    k = int(min(k, counts.min())) if len(counts) > 1 else 0
-    if k < 2:
-        return []
-    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
 class LogisticHead(_StateMixin, ClassifierMixin, BaseEstimator):
