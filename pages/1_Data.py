@@ -96,7 +96,7 @@ with tab_all:
                 widgets.use_dataset(info.name)
             except DatasetError as e:
                 st.error(esc(e))
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - the network, torchvision: the page survives
                 st.error(f"Download failed ({type(e).__name__}): {esc(e)}")
 
 # ----------------------------------------------------------------------------- zip upload
@@ -125,7 +125,7 @@ with tab_zip:
             st.error(esc(e))  # the message names the archive
         except StopIteration:
             st.error("The archive was unpacked outside the user datasets folder; not used.")
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - an untrusted upload: the page survives it
             st.error(f"Could not open {esc(upload.name)} ({type(e).__name__}): {esc(e)}")
 
 # ----------------------------------------------------------------------------- webcam
@@ -173,5 +173,5 @@ with tab_cam:
                 widgets.use_dataset(folder.name, opened=load_dataset(folder))
             except BadImage as e:
                 st.error(f"A photo could not be read: {esc(e)}")
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - disk full, quota: the page survives it
                 st.error(f"Could not save the dataset ({type(e).__name__}): {esc(e)}")

@@ -766,7 +766,7 @@ def _torchvision_dataset(name: str, cls_name: str, files: str, description: str,
         try:
             for kw in splits.values():
                 _make(kw, True)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - torchvision and the network: any failure is one message
             raise DatasetUnavailable(f"could not download {name} ({type(e).__name__}: {e}). "
                                      f"Offline: place {files} in {root()}/") from e
 

@@ -246,7 +246,7 @@ def satellites(v: View, image: int) -> None:
                     table = cache.augmentation_comparison(v.ref, v.backbone, v.seed, creq[0],
                                                           creq[1], json.dumps(extra, sort_keys=True),
                                                           progress=cb)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - the page must survive a failed comparison
                 st.error(f"Comparison failed ({type(e).__name__}): {esc(e)}")
             else:
                 st.dataframe(table, hide_index=True)
@@ -329,7 +329,7 @@ def before_after(v: View) -> None:
     try:
         with widgets.progress("Embedding with the fine-tuned backbone") as cb:
             ba = cache.before_after(v.ref, v.seed, str(led.path), *breq, progress=cb)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - a run whose weights no longer load: say so, go on
         st.error(f"Could not compare run #{breq[0]} ({type(e).__name__}): {esc(e)}")
         return
     rep = ba.report.assign(change=ba.report["after"] - ba.report["before"])

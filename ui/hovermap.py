@@ -200,7 +200,7 @@ def attach(target: str, sprites, classes: list[str], kept_k: int | None = None,
     same container, after the chart. ``show``: the preview's size in CSS pixels."""
     try:  # Streamlit's media file manager is internal API: a change must not break the map
         urls = _media_urls(sprites.sheets, target)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - internal API: the map works without previews
         st.caption(f"No image previews ({type(e).__name__}).")
         return
     per_sheet = max(1, sprites.nbytes // max(1, len(sprites.sheets)))

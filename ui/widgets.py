@@ -94,7 +94,7 @@ def load_embeddings(choices: Choices, backbone: str | None = None):
             return cache.embeddings(choices.dataset, backbone, choices.seed, progress=cb)
     except WeightsUnavailable as e:
         st.error(f"**{esc(backbone)}** weights are not on this machine. {esc(e)}")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - the page must survive; the other map still draws
         st.error(f"Embedding with **{esc(backbone)}** failed ({type(e).__name__}): {esc(e)}")
     return None
 
