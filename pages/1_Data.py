@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from tlviz.plots import counts_figure
-from ui import cache, sidebar, state, widgets
+from ui import cache, sidebar, state, widgets, workspace
 from ui.text import esc
 
 TABS = ["Look at the data", "All datasets", "Upload a .zip", "Webcam dataset"]
@@ -105,7 +105,8 @@ with tab_zip:
                 "`train/`, `val/`, `test/`. It is checked and unpacked safely, then kept as a "
                 "dataset you can reopen from the sidebar.")
     upload = st.file_uploader("Dataset .zip", type=["zip"], key="data_zip")
-    if upload is not None and st.button("Open this .zip", type="primary", key="data_zip_open"):
+    if upload is not None and st.button("Open this .zip", type="primary", key="data_zip_open") \
+            and workspace.writable("upload datasets"):
         from tlviz import config
         from tlviz.data import DatasetError, load_dataset
         from tlviz.safeio import BadArchive, sanitize_name
@@ -157,7 +158,7 @@ with tab_cam:
                     st.rerun()
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     ds_name = c1.text_input("Dataset name", "my-webcam-dataset", key="cam_ds_name")
-    if c2.button("Save dataset", type="primary", key="cam_save"):
+    if c2.button("Save dataset", type="primary", key="cam_save") and workspace.writable("save datasets"):
         from tlviz.data import load_dataset, save_user_dataset
         from tlviz.safeio import BadImage, sanitize_name
 

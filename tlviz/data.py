@@ -455,6 +455,7 @@ def _extract_zip(zip_path: Path, name: str | None) -> tuple[Path, list[tuple[str
     done = _read_marker(dest)
     if done:
         return done
+    ws = _writable_workspace("take an upload", add_bytes=size)
     # Extract into a private folder, mark it complete, then rename it into place: a crash
     # leaves only a hidden folder, and concurrent uploads of the same zip all succeed.
     work = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
@@ -477,7 +478,31 @@ def _extract_zip(zip_path: Path, name: str | None) -> tuple[Path, list[tuple[str
     done = _read_marker(dest)
     if done is None:
         raise DatasetError(f"could not store the extracted {zip_path.name} in {dest.parent}")
+    _within_quota(ws, dest)
     return done
+
+
+def _writable_workspace(what: str, add_bytes: int = 0):
+    """The active workspace (None in single mode), after checking it may ``what`` and has
+    room for ``add_bytes`` more."""
+    from tlviz import workspaces
+
+    ws = workspaces.current()
+    if ws is not None:
+        ws.require_writable(what)
+        workspaces.check_quota(ws, add_bytes=add_bytes)
+    return ws
+
+
+def _within_quota(ws, added: Path) -> None:
+    """Remove ``added`` (just stored) again when the workspace is now over a limit."""
+    from tlviz import workspaces
+
+    try:
+        workspaces.check_quota(ws)
+    except workspaces.QuotaExceeded:
+        shutil.rmtree(added, ignore_errors=True)
+        raise
 
 
 def extract_zip(zip_path: str | os.PathLike, name: str | None = None) -> Path:
@@ -505,7 +530,7 @@ class DatasetInfo:
 
     name: str
     description: str
-    kind: str  # builtin | datadir | download | user
+    kind: str  # builtin | datadir | download | user | published
     loader: Callable[..., ImageDataset]
     locate: Callable[[], str | None] = lambda: None  # None when available, else why not
     download: Callable[[Progress | None], None] | None = None
@@ -527,9 +552,21 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 
 def list_datasets() -> list[DatasetInfo]:
     """Registered datasets, then folders in the data directory and user datasets."""
+    from tlviz import workspaces
+
     out = list(_REGISTRY.values())
     known = set(_REGISTRY)
-    for base, kind in ((config.data_dir(), "datadir"), (config.user_datasets_dir(), "user")):
+    bases: list[tuple[Path | None, str]] = [(config.data_dir(), "datadir")]
+    if workspaces.classroom():  # shared published ones, then the active workspace's own
+        pub = workspaces.published().datasets_dir
+        bases.append((pub if pub.is_dir() else None, "published"))
+        try:
+            bases.append((config.user_datasets_dir(), "user"))
+        except workspaces.NoWorkspace:
+            pass
+    else:
+        bases.append((config.user_datasets_dir(), "user"))
+    for base, kind in bases:
         if base is None:
             continue
         try:
@@ -538,7 +575,7 @@ def list_datasets() -> list[DatasetInfo]:
             continue
         for d in entries:
             # user datasets are folders the app made: a symlink there is never one of them
-            if kind == "user" and d.is_symlink():
+            if kind in ("user", "published") and d.is_symlink():
                 continue
             if d.is_dir() and not d.name.startswith(".") and d.name not in known:
                 out.append(DatasetInfo(d.name, f"folder {d}", kind,
@@ -793,6 +830,7 @@ def save_user_dataset(name: str, images: dict[str, list[bytes]]) -> Path:
     if sum(len(b) for b in images.values()) > limit:
         raise DatasetError(f"too many images for one dataset (the limit is {limit:,}); "
                            "set TLVIZ_MAX_IMAGES to raise it")
+    ws = _writable_workspace("save a dataset", sum(len(b) for v in images.values() for b in v))
     root = config.user_datasets_dir() / sanitize_name(name)
     tmp = root.with_name(f".{root.name}.tmp{os.getpid()}.{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -812,6 +850,7 @@ def save_user_dataset(name: str, images: dict[str, list[bytes]]) -> Path:
     if root.exists():
         shutil.rmtree(root)
     os.replace(tmp, root)
+    _within_quota(ws, root)
     return root
 
 

@@ -19,7 +19,7 @@ import streamlit as st
 from tlviz import explore
 from tlviz.metrics import accuracy_text
 from tlviz.plots import embedding_figure
-from ui import cache, hovermap, nav, state, widgets
+from ui import cache, hovermap, nav, state, widgets, workspace
 from ui.text import esc
 
 IMAGE = "explore_image"  # ui.state: the image whose neighbours are shown
@@ -178,7 +178,8 @@ def selection(v: View) -> None:
             title = st.text_input("Note title", placeholder="e.g. bees photographed on flowers",
                                   key="explore.note_title")
             text = st.text_area("Note", height=68, key="explore.note_text")
-            if st.form_submit_button("Save the selection as a note"):
+            if st.form_submit_button("Save the selection as a note") \
+                    and workspace.writable("save notes"):
                 path = explore.save_note(ds, sel, title or "selection", text)
                 st.success(f"Saved {len(sel)} images to {esc(path.name)}")
     notes = [n for n in explore.list_notes() if n.get("dataset") == ds.name]

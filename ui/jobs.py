@@ -10,6 +10,7 @@ The thread never calls streamlit.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import traceback
@@ -19,8 +20,11 @@ from typing import Any
 
 import streamlit as st
 
+from tlviz.jobqueue import JobQueue, Ticket
+
 _KEY = "job."
 POLL_SECONDS = 1.0  # the watcher's refresh while a job runs
+QUEUE = JobQueue()  # one per server process: at most TLVIZ_MAX_JOBS jobs run at once
 
 
 @dataclass
@@ -39,6 +43,13 @@ class Job:
     thread: threading.Thread | None = None
     meta: dict = field(default_factory=dict)
     shown: bool = False  # the page has taken the result
+    ticket: Ticket | None = None  # its place in the server's queue
+
+    @property
+    def queued(self) -> int | None:
+        """Its place in line (1: next), or None when it runs or has ended."""
+        pos = QUEUE.position(self.ticket) if self.ticket is not None else None
+        return pos or None
 
     @property
     def running(self) -> bool:
@@ -65,19 +76,41 @@ class Job:
         return not self.running
 
 
+def _owner() -> str:
+    from ui import workspace
+
+    ws = workspace.session()
+    return ws.id if ws is not None else ""
+
+
 def start(key: str, name: str, fn: Callable[[Job], Any], **meta) -> Job:
-    """Run ``fn(job)`` in a daemon thread; the job is kept in the session under ``key``."""
-    job = Job(name, meta=meta)
+    """Run ``fn(job)`` in a daemon thread once the server's queue has a free slot; the job
+    is kept in the session under ``key``. The thread sees this run's context (the active
+    workspace). A workspace over its job limit gets a message naming it, and no job."""
+    from tlviz import workspaces
+
+    owner = _owner()
+    limit = int(workspaces.limits()["jobs"])
+    if owner and QUEUE.owned(owner) >= limit:
+        st.error(f"This workspace already has {limit} job{'s' * (limit != 1)} queued or running "
+                 "(TLVIZ_WORKSPACE_JOBS): wait for one to finish or stop it.")
+        st.stop()
+    job = Job(name, meta=meta, ticket=Ticket(owner, name))
+    context = contextvars.copy_context()
 
     def run() -> None:
         try:
-            job.result = fn(job)
+            with QUEUE.slot(job.ticket, job.should_stop,
+                            lambda pos: job.on_progress(0, 0, f"waiting in the queue, place {pos}")):
+                job.progress = None
+                job.started = time.perf_counter()
+                job.result = fn(job)
         except BaseException as e:  # noqa: BLE001 - reported to the page, not lost in a thread
             job.error, job.error_trace = e, traceback.format_exc()
         finally:
             job.finished = time.perf_counter()
 
-    job.thread = threading.Thread(target=run, name=f"tlviz-{key}", daemon=True)
+    job.thread = threading.Thread(target=context.run, args=(run,), name=f"tlviz-{key}", daemon=True)
     st.session_state[_KEY + key] = job
     job.thread.start()
     return job
@@ -103,6 +136,14 @@ def _watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
     if was_running and not job.running:
         st.rerun()
     if job.running:
+        place = job.queued
+        if place is not None:
+            running, waiting = QUEUE.counts()
+            st.progress(0.0, text=f"Waiting in the queue: place {place} of {waiting} "
+                                  f"({running} job{'s' * (running != 1)} running on this server) "
+                                  "· Stop leaves the queue")
+            draw(job)
+            return
         done, total, msg = job.progress or (0, 0, "starting")
         epochs_txt = f" · epoch {len(job.records)}" if job.records else ""
         st.progress(min(1.0, done / total) if total else 0.0,

@@ -17,7 +17,7 @@ from tlviz.curves import (
 )
 from tlviz.modes import get_mode
 from tlviz.plots import reliability_figure
-from ui import cache, jobs, nav, state, widgets
+from ui import cache, jobs, nav, state, widgets, workspace
 from ui.sidebar import Choices
 from ui.text import esc
 
@@ -129,6 +129,8 @@ def start_training(cfg, ds, choices: Choices) -> None:
     """Train ``cfg`` in the background (the run goes to the ledger) and redraw the page."""
     from tlviz.train import train
 
+    if not workspace.writable("train"):
+        return
     led = cache.ledger()  # resolved here: the thread never calls streamlit
 
     def work(j: jobs.Job):
@@ -284,7 +286,7 @@ def ladder(choices: Choices, busy: bool, was_running: bool) -> None:
     except ImportError:
         st.info("The ladder preset needs `tlviz.ladder`, which is not installed in this version.")
         return
-    if st.button("Run the ladder", disabled=busy, key="train.ladder"):
+    if st.button("Run the ladder", disabled=busy, key="train.ladder") and workspace.writable("train"):
         ref, backbone, led = choices.dataset, choices.backbone, cache.ledger()
 
         def ladder_work(j: jobs.Job):
