@@ -94,8 +94,9 @@ def _delete() -> None:
     from ui import cache, jobs
 
     ws = session()
-    for key in ("train", "ladder"):
-        jobs.request_stop(key)
+    for key in [k for k in st.session_state if str(k).startswith("job.")]:
+        jobs.request_stop(key[4:])  # its results were about data that is going away
+        jobs.forget(key[4:])
     summary = workspaces.delete(ws)
     st.session_state.pop(_TOKEN, None)
     cache.refresh_datasets()

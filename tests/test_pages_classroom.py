@@ -1,0 +1,161 @@
+"""Classroom mode in the dashboard (AppTest, real tlviz): each session its own workspace.
+
+Several AppTest sessions stand for several browsers on one server: what one uploads or
+trains is never listed, opened by link, predicted with or deleted by another; a shared
+view opens read-only; "Delete my data now" removes it all.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tlviz import workspaces
+from tlviz.runs import Ledger
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA, EXPLORE, TRAIN = "pages/1_Data.py", "pages/4_Explore.py", "pages/5_Train.py"
+COMPARE, PREDICT = "pages/6_Compare.py", "pages/7_Predict.py"
+SECRET = ("quokka-7f3e1a", "axolotl-c94b2d")  # class names no other session may ever see
+
+
+@pytest.fixture(autouse=True)
+def classroom(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLVIZ_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TLVIZ_MODE", "classroom")
+    return tmp_path / "home"
+
+
+def open_page(page: str, **query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"dataset": "digits", "backbone": "pixels", **query})
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def own(at: AppTest) -> workspaces.Workspace:
+    return workspaces.open_token(at.session_state["ws.token"])
+
+
+def text_of(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success",
+                                  "title", "header", "subheader", "text", "code")
+             for e in getattr(at, kind, [])]
+    parts += [str(o) for s in at.selectbox for o in s.options]
+    parts += [str(o) for s in at.multiselect for o in s.options]
+    return "\n".join(str(p) for p in parts)
+
+
+def zip_bytes(classes=SECRET, n: int = 6) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i, c in enumerate(classes):
+            for k in range(n):
+                im = io.BytesIO()
+                Image.new("RGB", (32, 32), (40 * k, 120 * i, 90)).save(im, format="PNG")
+                z.writestr(f"{c}/{k}.png", im.getvalue())
+    return buf.getvalue()
+
+
+def upload(at: AppTest, name: str = "animals.zip", data: bytes | None = None) -> str:
+    at.switch_page(DATA).run()
+    at.file_uploader(key="data_zip").set_value((name, data or zip_bytes(), "application/zip")).run()
+    at.button(key="data_zip_open").click().run()
+    assert not at.exception, at.exception
+    return at.selectbox(key="w.dataset").value
+
+
+def train(at: AppTest) -> None:
+    at.switch_page(TRAIN).run()
+    at.radio(key="w.head").set_value("logistic").run()
+    at.button(key="train.start").click().run()
+    assert not at.exception, at.exception
+    if "job.train" in at.session_state:
+        assert at.session_state["job.train"].wait(300)
+    at.run()
+
+
+def test_an_uploaded_dataset_stays_in_its_workspace():
+    a = open_page(DATA)
+    name = upload(a)
+    assert name.startswith("animals") and name != "digits"
+    assert (own(a).datasets_dir / name).is_dir()
+    b = open_page(EXPLORE, dataset=name)  # another session, given the name in a link
+    assert b.selectbox(key="w.dataset").value == "digits"
+    assert name not in b.selectbox(key="w.dataset").options
+    assert not any(s in text_of(b) for s in SECRET)
+    b.switch_page(DATA).run()
+    assert not any(s in text_of(b) for s in SECRET) and name not in text_of(b)
+    # two sessions uploading zips of the same name: each gets its own
+    other = upload(b, "animals.zip", zip_bytes(("heron-1", "ibis-2")))
+    assert (own(b).datasets_dir / other).is_dir() and own(a) != own(b)
+
+
+def test_runs_cannot_be_opened_predicted_with_or_deleted_across_workspaces():
+    a = open_page(TRAIN)
+    train(a)
+    (rid,) = Ledger(own(a).ledger_path).list_runs()["id"]
+    b = open_page(COMPARE, runs=str(rid))
+    assert "No runs yet" in b.info[0].value
+    b = open_page(PREDICT, run=str(rid))
+    assert "No finished runs" in b.info[0].value
+    train(b)  # b's own run #1 is another run in another ledger
+    b.switch_page(COMPARE).run()
+    assert not b.exception
+    b.checkbox(key="compare.sure").check().run()
+    b.button(key="compare.delete").click().run()
+    assert Ledger(own(b).ledger_path).list_runs().empty
+    assert list(Ledger(own(a).ledger_path).list_runs()["id"]) == [rid]
+
+
+def test_a_shared_view_shows_the_workspace_read_only():
+    a = open_page(DATA)
+    name = upload(a)
+    train(a)
+    a.button(key="ws.share").click().run()
+    share = a.query_params["view"]
+    share = share[0] if isinstance(share, list) else share
+    assert share == workspaces.share_token(a.session_state["ws.token"])
+    assert a.session_state["ws.token"] not in str(a.query_params)
+    v = open_page(COMPARE, view=share, dataset=name)
+    assert v.selectbox(key="w.dataset").value == name  # sees the data
+    assert len(v.multiselect(key="w.runs").value) == 1
+    assert not [b for b in v.button if b.key == "compare.delete"]  # but cannot delete
+    v.switch_page(TRAIN).run()
+    v.button(key="train.start").click().run()
+    assert not v.exception and any("read-only" in i.value for i in v.info)
+    v.switch_page(DATA).run()
+    assert not [b for b in v.button if b.key == "ws.delete"]
+    assert len(Ledger(own(a).ledger_path).list_runs()) == 1
+    v.button(key="ws.back").click().run()  # back to a workspace of its own
+    assert not v.exception and "ws.token" in v.session_state
+
+
+@pytest.mark.parametrize("view", ["short", "../../../../etc/passwd", "x" * 500,
+                                  workspaces.new_token()])
+def test_a_bad_or_guessed_view_token_opens_only_an_own_workspace(view):
+    at = open_page(COMPARE, view=view)
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value
+    assert "ws.token" in at.session_state and own(at).exists()
+
+
+def test_delete_my_data_now_removes_everything_and_says_what():
+    a = open_page(DATA)
+    name = upload(a)
+    train(a)
+    ws = own(a)
+    a.checkbox(key="ws.sure").check().run()
+    a.button(key="ws.delete").click().run()
+    assert not a.exception, a.exception
+    said = " ".join(s.value for s in a.success)
+    assert "Deleted" in said and name in said and "1 run" in said
+    assert not ws.exists() and own(a) != ws
+    assert name not in a.selectbox(key="w.dataset").options
