@@ -112,3 +112,60 @@ def test_three_browsers_at_once_each_in_its_own_workspace(tmp_path):
     assert fig["own_workspaces"], fig["workspaces"]
     assert fig["embeddings"] == 1  # one computation for the three of them
     assert all(len(r["times"]) == 4 for r in fig["results"])
+
+
+def _statuses(home: Path) -> dict[str, list[str]]:
+    import sqlite3
+
+    out = {}
+    for db in sorted((home / "workspaces").glob("*/runs.db")):
+        with sqlite3.connect(db, timeout=30) as con:  # plain SQLite: marks nothing itself
+            out[db.parent.name] = [r[0] for r in con.execute("SELECT status FROM runs ORDER BY id")]
+    return out
+
+
+def test_kill9_of_the_server_keeps_finished_runs_and_marks_running_ones(tmp_path):
+    import os
+    import signal
+    import time
+
+    why = bu.missing_requirements()
+    if why:
+        pytest.skip(why)
+    home = tmp_path / "home"
+    env = {"TLVIZ_MODE": "classroom", "TLVIZ_MAX_JOBS": "2"}
+    srv = bu.StreamlitServer(home=home, env=env).start()
+    try:
+        urls = bu.page_urls(srv.url)
+        with bu.browser() as b:
+            done = b.new_context().new_page()
+            done.set_default_timeout(180_000)
+            bu.open_page(done, urls["Train"] + "?dataset=digits&backbone=pixels&head=logistic")
+            done.get_by_role("button", name=re.compile(r"\bTrain$")).click()
+            done.locator('[data-testid="stMetric"]').filter(has_text="Val accuracy").wait_for()
+            busy = b.new_context().new_page()  # a backbone to embed first: a run in progress
+            busy.set_default_timeout(180_000)
+            bu.open_page(busy, urls["Train"] + "?dataset=hymenoptera&backbone=mobilenet_v2"
+                         "&head=mlp&epochs=100")
+            busy.get_by_role("button", name=re.compile(r"\bTrain$")).click()
+            deadline = time.monotonic() + 120
+            while not any("running" in v for v in _statuses(home).values()):
+                assert time.monotonic() < deadline, _statuses(home)
+                time.sleep(0.1)
+            os.killpg(srv.proc.pid, signal.SIGKILL)
+            srv.proc.wait(10)
+    finally:
+        srv.stop()
+    before = _statuses(home)
+    assert sorted(before.values()) == [["completed"], ["running"]], before
+    srv2 = bu.StreamlitServer(home=home, env=env).start()  # same home: a restart
+    try:
+        with bu.browser() as b:
+            page = b.new_page()
+            bu.open_page(page, srv2.url)  # its first session runs the start-up sweep
+            bu.assert_no_exception(page, "Home after the restart")
+    finally:
+        srv2.stop()
+    after = _statuses(home)
+    assert set(after) == set(before)  # each run still in its own workspace
+    assert sorted(after.values()) == [["completed"], ["interrupted"]], after

@@ -337,6 +337,22 @@ def sweep(days: float | None = None, now: float | None = None) -> list[str]:
     return removed
 
 
+def mark_interrupted() -> int:
+    """Open every workspace's ledger once (at server start-up): runs a dead process left
+    ``running`` become ``interrupted`` (opening a ledger does it); finished runs are
+    untouched. Returns how many ledgers were checked."""
+    from tlviz.runs import Ledger
+
+    n = 0
+    for d in sorted(root_dir().iterdir()):
+        db = d / "runs.db"
+        if _ID_RE.fullmatch(d.name) and not d.is_symlink() and db.is_file():
+            with contextlib.suppress(Exception):  # a damaged ledger is handled when opened
+                Ledger(db)
+                n += 1
+    return n
+
+
 def publish_dataset(ws: Workspace, name: str, presenter: str) -> Path:
     """Copy dataset ``name`` of ``ws`` into the published workspace (presenter token only)."""
     from tlviz.data import is_dataset_name
@@ -356,6 +372,6 @@ def publish_dataset(ws: Workspace, name: str, presenter: str) -> Path:
 
 
 __all__ = ["NoWorkspace", "QuotaExceeded", "ReadOnly", "Workspace", "active", "check_quota",
-           "classroom", "create", "current", "delete", "is_presenter", "is_token", "limits",
+           "classroom", "create", "current", "delete", "is_presenter", "is_token", "limits", "mark_interrupted",
            "mode", "new_token", "open_shared", "open_token", "presenter_token", "publish_dataset",
            "published", "share_token", "sweep", "usage", "workspace_id"]

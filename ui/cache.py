@@ -124,6 +124,7 @@ def server_started() -> str:
     mode = workspaces.mode()
     if mode == "classroom":
         removed = workspaces.sweep()
+        workspaces.mark_interrupted()  # runs a killed server was training
         print(f"tlviz classroom mode: {len(removed)} idle workspace(s) removed; presenter key "
               f"(publishes datasets to everyone): {workspaces.presenter_token()}",
               file=sys.stderr, flush=True)

@@ -5,7 +5,9 @@ The page starts a :class:`Job` and then *watches* it: a fragment rerun every sec
 until the thread ends, then reruns the page for the results. Reruns never touch the
 training: the next run finds the job in the session; Stop sets ``job.stop`` which the
 tlviz ``should_stop`` callback reads, so the ledger records the run as ``cancelled``.
-The thread never calls streamlit.
+The thread never calls streamlit. Every job waits for a slot of the server-wide
+:data:`QUEUE` (``TLVIZ_MAX_JOBS`` at once); while it waits the watcher shows its place in
+line, and Stop takes it out of the line.
 """
 
 from __future__ import annotations

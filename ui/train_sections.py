@@ -156,7 +156,9 @@ def outcome(job: jobs.Job, ds, choices: Choices) -> None:
     from tlviz.backbones import WeightsUnavailable
     from tlviz.train import Cancelled
 
-    if isinstance(job.error, Cancelled):
+    if isinstance(job.error, Cancelled) and "queue" in str(job.error):
+        st.warning("Training stopped while it waited in the queue; nothing was recorded.")
+    elif isinstance(job.error, Cancelled):
         st.warning("Training stopped. The run is in the ledger as *cancelled*.")
     elif isinstance(job.error, WeightsUnavailable):
         st.error(f"**{esc(job.meta['cfg'].backbone)}** weights are not on this machine: "

@@ -127,7 +127,7 @@ def sidebar(dataset: str | None = None) -> None:
                    f"{used['bytes'] / 2**20:,.1f} of {lim['mb']:,.0f} MB · "
                    f"{used['images']:,} of {lim['images']:,} images.")
         token = st.session_state[_TOKEN]
-        if st.button("Share this view", key="ws.share", icon=":material/share:",
+        if st.button("Share this view", key="ws.share", icon=":material/share:", width="stretch",
                      help="Puts a read-only link to this workspace in the address bar."):
             state.set("view", workspaces.share_token(token), default="")
             st.toast("The address bar now holds a read-only link to your workspace.")
@@ -146,7 +146,7 @@ def sidebar(dataset: str | None = None) -> None:
         _presenter(ws, dataset)
         sure = st.checkbox("Yes, delete all my data", key="ws.sure")
         st.button("Delete my data now", key="ws.delete", disabled=not sure, on_click=_delete,
-                  icon=":material/delete_forever:")
+                  icon=":material/delete_forever:", width="stretch")
 
 
 def _presenter(ws: Workspace, dataset: str | None) -> None:
