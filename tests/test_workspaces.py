@@ -247,16 +247,29 @@ def test_disk_quota_names_its_setting(monkeypatch, tmp_path):
 
 
 def test_delete_removes_everything_and_says_what():
+    from tlviz.embed import embed
+    from tlviz.sprites import build_sprite_sheets
+
     _, a = workspaces.create()
     _, b = workspaces.create()
     with workspaces.active(a):
         save_user_dataset("pets", _photos())
         Ledger().start_run({"dataset": "pets"})
+        ds = load_named("pets")
+        embed(ds, "pixels")
+        build_sprite_sheets(ds)
+    cache = workspaces.root_dir().parent / "cache"
+    assert list((cache / "sprites").glob(f"{ds.fingerprint}-*"))
+    assert a.id in "".join(p.read_text() for p in (cache / "fingerprints").glob("*.json"))
     with workspaces.active(b):
         save_user_dataset("mine", _photos())
     summary = workspaces.delete(a)
     assert summary["datasets"] == ["pets"] and summary["runs"] == 1 and summary["bytes"] > 0
     assert not a.exists() and b.exists()
+    # nothing of its images stays in the shared caches either
+    assert summary["cached"] >= 2 and not list((cache / "sprites").glob(f"{ds.fingerprint}-*"))
+    assert not list((cache / "embeddings").glob("*.npy"))
+    assert a.id not in "".join(p.read_text() for p in (cache / "fingerprints").glob("*.json"))
 
 
 def test_idle_workspaces_expire(monkeypatch):

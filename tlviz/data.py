@@ -206,6 +206,17 @@ def _per_file_memo(kind: str, paths: list[str], compute: Callable[[list[str]], l
     return [missing if k is None else memo[k] for k in keys]
 
 
+def forget_memo_paths(prefix: str) -> None:
+    """Drop the file-hash memo's entries of paths under ``prefix`` (a deleted workspace)."""
+    for cache_file in config.cache_dir("fingerprints").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            memo = json.loads(cache_file.read_text())
+            if isinstance(memo, dict):
+                kept = {k: v for k, v in memo.items() if not str(k).startswith(prefix)}
+                if len(kept) != len(memo):
+                    _atomic_write_text(cache_file, json.dumps(kept))
+
+
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 

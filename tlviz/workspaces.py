@@ -318,8 +318,41 @@ def delete(ws: Workspace) -> dict:
         with contextlib.suppress(sqlite3.Error), contextlib.closing(
                 sqlite3.connect(ws.ledger_path, timeout=30)) as db:
             summary["runs"] = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    summary["cached"] = _forget_cached(ws)
     shutil.rmtree(ws.root, ignore_errors=True)
     return summary
+
+
+def _forget_cached(ws: Workspace) -> int:
+    """Remove what the shared caches hold of ``ws``'s datasets: thumbnail sheets and
+    embeddings (keyed by image content: a workspace holding the same images recomputes
+    them), and the file-hash memo's entries for its paths. Returns the entries removed."""
+    from tlviz import config
+    from tlviz.backbones import list_backbones
+    from tlviz.data import _load_extracted, forget_memo_paths
+    from tlviz.embed import cache_key
+
+    removed = 0
+    folders = sorted(ws.datasets_dir.iterdir()) if ws.datasets_dir.is_dir() else []
+    for d in folders:
+        if d.name.startswith(".") or d.is_symlink() or not d.is_dir():
+            continue
+        try:
+            with active(ws):
+                ds = _load_extracted(d, d.name, 0)
+            for sheet in config.cache_dir("sprites").glob(f"{ds.fingerprint}-*"):
+                shutil.rmtree(sheet, ignore_errors=True)
+                removed += 1
+            for spec in list_backbones(include_hidden=True):
+                for variant in ("", "int8"):
+                    key = cache_key(ds, spec, variant)
+                    for f in config.cache_dir("embeddings").glob(f"{key}.*"):
+                        f.unlink(missing_ok=True)
+                        removed += f.suffix == ".npy"
+        except Exception:  # noqa: BLE001 - an unreadable dataset is still deleted below
+            continue
+    forget_memo_paths(str(ws.root.resolve()) + os.sep)
+    return removed
 
 
 def sweep(days: float | None = None, now: float | None = None) -> list[str]:
