@@ -159,3 +159,58 @@ def test_delete_my_data_now_removes_everything_and_says_what():
     assert "Deleted" in said and name in said and "1 run" in said
     assert not ws.exists() and own(a) != ws
     assert name not in a.selectbox(key="w.dataset").options
+
+
+def _hold_every_slot():
+    """Fill the server's queue (as other students' jobs would); returns a release function."""
+    import threading
+
+    from tlviz.jobqueue import Ticket
+    from ui import jobs
+
+    release, held = threading.Event(), []
+
+    def hold():
+        with jobs.QUEUE.slot(Ticket("someone-else")):
+            held.append(1)
+            release.wait(120)
+
+    threads = [threading.Thread(target=hold, daemon=True) for _ in range(jobs.QUEUE.slots)]
+    for t in threads:
+        t.start()
+    while len(held) < len(threads):
+        threading.Event().wait(0.01)
+
+    def done():
+        release.set()
+        for t in threads:
+            t.join(10)
+    return done
+
+
+def test_a_queued_job_shows_its_place_and_stop_takes_it_out(monkeypatch):
+    monkeypatch.setenv("TLVIZ_WORKSPACE_JOBS", "1")
+    release = _hold_every_slot()
+    try:
+        a = open_page(TRAIN)
+        a.button(key="train.start").click().run()
+        assert not a.exception, a.exception
+        job = a.session_state["job.train"]
+        assert job.queued == 1
+        a.run()
+        assert any("Waiting in the queue: place 1" in p.proto.text for p in a.get("progress"))
+        # the same workspace in another tab (its key pasted): over its limit of one job
+        b = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        b.query_params.update({"dataset": "digits", "backbone": "pixels"})
+        b.session_state["ws.token"] = a.session_state["ws.token"]
+        b.run()
+        b.switch_page(TRAIN).run()
+        b.button(key="train.start").click().run()
+        assert not b.exception and any("TLVIZ_WORKSPACE_JOBS" in e.value for e in b.error)
+        a.button(key="train.stop").click().run()
+        assert job.wait(10) and job.queued is None
+        a.run()
+        assert any("waited in the queue" in w.value for w in a.warning)
+        assert Ledger(own(a).ledger_path).list_runs().empty  # nothing was recorded
+    finally:
+        release()
