@@ -80,6 +80,12 @@ def activated() -> Iterator[Workspace | None]:
         yield ws
 
 
+def read_only() -> bool:
+    """True in a shared view (nothing may be written)."""
+    ws = session()
+    return ws is not None and ws.read_only
+
+
 def writable(what: str) -> bool:
     """True when this session may write; else a one-line note saying why not."""
     ws = session()
