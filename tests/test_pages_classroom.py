@@ -214,3 +214,23 @@ def test_a_queued_job_shows_its_place_and_stop_takes_it_out(monkeypatch):
         assert Ledger(own(a).ledger_path).list_runs().empty  # nothing was recorded
     finally:
         release()
+
+
+def test_a_fragment_rerun_sees_the_session_workspace():
+    """A fragment's own reruns skip app.py (where the workspace is made active):
+    ``workspace.fragment`` activates it again, so tlviz's folders are the session's."""
+    def script():
+        import streamlit as st
+
+        from tlviz import config
+        from ui import workspace
+
+        @workspace.fragment
+        def part():
+            st.write(f"folder:{config.user_datasets_dir().parent.name}")
+
+        part()  # called outside app.py's block, as a fragment's rerun is
+
+    at = AppTest.from_function(script, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert at.markdown[0].value == f"folder:{own(at).id}"

@@ -131,7 +131,9 @@ def watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
     """``job``'s progress bar and ``draw(job)``; redrawn every second while it runs (a
     fragment: the rest of the page is not rerun). ``was_running``: the page drew its
     controls as busy, so they are redrawn (a full rerun) once the job has ended."""
-    st.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(job, was_running, draw)
+    from ui import workspace
+
+    workspace.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(job, was_running, draw)
 
 
 def _watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:

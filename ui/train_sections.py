@@ -225,7 +225,7 @@ def thumb_caption(ds, i: int) -> str:
     return name if len(name) <= 16 else f"{name[:7]}…{name[-8:]}"
 
 
-@st.fragment
+@workspace.fragment
 def mistakes(r, ref: str, dseed: int, ds) -> None:
     """The confusion matrix beside the images of a cell (a click on the matrix picks it).
     ``ds``: the run's dataset when it is the chosen one (file names as captions)."""

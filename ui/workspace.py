@@ -9,9 +9,10 @@ draws nothing here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import streamlit as st
 
@@ -78,6 +79,18 @@ def activated() -> Iterator[Workspace | None]:
     """Run the page with the session's workspace active for tlviz's folder functions."""
     with workspaces.active(session()) as ws:
         yield ws
+
+
+def fragment(fn: Callable | None = None, **kwargs) -> Callable:
+    """``st.fragment`` whose own reruns (which do not go through app.py) also run with the
+    session's workspace active: use it instead of ``st.fragment``."""
+    def wrap(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def inside(*args, **kw):
+            with activated():
+                return f(*args, **kw)
+        return st.fragment(inside, **kwargs)
+    return wrap(fn) if fn is not None else wrap
 
 
 def read_only() -> bool:
