@@ -234,3 +234,17 @@ def test_a_fragment_rerun_sees_the_session_workspace():
     at = AppTest.from_function(script, default_timeout=60).run()
     assert not at.exception, at.exception
     assert at.markdown[0].value == f"folder:{own(at).id}"
+
+
+def test_the_presenter_key_publishes_a_dataset_to_everyone():
+    a = open_page(DATA)
+    name = upload(a)
+    assert not [b for b in a.button if b.key == "ws.publish"]
+    a.text_input(key="ws.presenter_key").input(workspaces.new_token()).run()
+    assert not [b for b in a.button if b.key == "ws.publish"]  # a wrong key publishes nothing
+    a.text_input(key="ws.presenter_key").input(workspaces.presenter_token()).run()
+    a.button(key="ws.publish").click().run()
+    assert not a.exception, a.exception
+    b = open_page(EXPLORE, dataset=name)
+    assert b.selectbox(key="w.dataset").value == name  # listed for another session now
+    assert (workspaces.published().datasets_dir / name).is_dir()
