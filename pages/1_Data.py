@@ -110,6 +110,7 @@ with tab_zip:
         from tlviz import config
         from tlviz.data import DatasetError, load_dataset
         from tlviz.safeio import BadArchive, sanitize_name
+        from tlviz.workspaces import QuotaExceeded
 
         name = sanitize_name(Path(upload.name).stem)
         try:
@@ -122,8 +123,8 @@ with tab_zip:
             root = Path(ds.root)
             folder = next(p for p in (root, *root.parents) if p.parent == config.user_datasets_dir())
             widgets.use_dataset(folder.name, opened=ds)
-        except (BadArchive, DatasetError) as e:
-            st.error(esc(e))  # the message names the archive
+        except (BadArchive, DatasetError, QuotaExceeded) as e:
+            st.error(esc(e))  # the message names the archive, or the workspace limit
         except StopIteration:
             st.error("The archive was unpacked outside the user datasets folder; not used.")
         except Exception as e:  # noqa: BLE001
@@ -161,6 +162,7 @@ with tab_cam:
     if c2.button("Save dataset", type="primary", key="cam_save") and workspace.writable("save datasets"):
         from tlviz.data import load_dataset, save_user_dataset
         from tlviz.safeio import BadImage, sanitize_name
+        from tlviz.workspaces import QuotaExceeded
 
         images = {names[k] or f"class {k + 1}": list(photos.get(k, {}).values()) for k in range(int(n_cls))}
         filled = {c: v for c, v in images.items() if v}
@@ -174,5 +176,7 @@ with tab_cam:
                 widgets.use_dataset(folder.name, opened=load_dataset(folder))
             except BadImage as e:
                 st.error(f"A photo could not be read: {esc(e)}")
+            except QuotaExceeded as e:
+                st.error(esc(e))
             except Exception as e:  # noqa: BLE001
                 st.error(f"Could not save the dataset ({type(e).__name__}): {esc(e)}")

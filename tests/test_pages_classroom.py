@@ -248,3 +248,12 @@ def test_the_presenter_key_publishes_a_dataset_to_everyone():
     b = open_page(EXPLORE, dataset=name)
     assert b.selectbox(key="w.dataset").value == name  # listed for another session now
     assert (workspaces.published().datasets_dir / name).is_dir()
+
+
+def test_an_upload_over_the_workspace_limit_names_the_limit(monkeypatch):
+    monkeypatch.setenv("TLVIZ_WORKSPACE_IMAGES", "5")
+    a = open_page(DATA)
+    upload(a)  # 12 images
+    assert any("TLVIZ_WORKSPACE_IMAGES" in e.value.replace("\\", "") for e in a.error)
+    assert a.selectbox(key="w.dataset").value == "digits"
+    assert not [d for d in own(a).datasets_dir.iterdir() if not d.name.startswith(".")]
