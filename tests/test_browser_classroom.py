@@ -119,8 +119,11 @@ def _statuses(home: Path) -> dict[str, list[str]]:
 
     out = {}
     for db in sorted((home / "workspaces").glob("*/runs.db")):
-        with sqlite3.connect(db, timeout=30) as con:  # plain SQLite: marks nothing itself
-            out[db.parent.name] = [r[0] for r in con.execute("SELECT status FROM runs ORDER BY id")]
+        try:
+            with sqlite3.connect(db, timeout=30) as con:  # plain SQLite: marks nothing itself
+                out[db.parent.name] = [r[0] for r in con.execute("SELECT status FROM runs ORDER BY id")]
+        except sqlite3.OperationalError:  # a ledger being created this instant: no runs yet
+            out[db.parent.name] = []
     return out
 
 
