@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import nav, sidebar
+from ui import cache, nav, sidebar, workspace
 
 page = st.navigation(nav.pages())
 st.set_page_config(page_title=f"tlviz · {page.title}", page_icon=":material/visibility:",
                    layout="wide")
-with sidebar.drawn():
+cache.server_started()  # classroom mode: sweeps idle workspaces, logs the presenter key
+with workspace.activated(), sidebar.drawn():  # classroom mode: the session's own workspace
     page.run()

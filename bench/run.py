@@ -25,7 +25,7 @@ from common import BENCH_DIR, ROOT, machine_info
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 ORDER = ["startup", "app", "hover", "eval", "calibration", "labels", "embed", "project", "heads",
-         "scaling", "ladder"]
+         "scaling", "ladder", "classroom"]
 MARK = re.compile(r"<!-- bench:(\w+) -->\n(.*?)(?=<!-- bench:|\Z)", re.S)
 
 

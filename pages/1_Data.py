@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from tlviz.plots import counts_figure
-from ui import cache, sidebar, state, widgets
+from ui import cache, sidebar, state, widgets, workspace
 from ui.text import esc
 
 TABS = ["Look at the data", "All datasets", "Upload a .zip", "Webcam dataset"]
@@ -105,10 +105,12 @@ with tab_zip:
                 "`train/`, `val/`, `test/`. It is checked and unpacked safely, then kept as a "
                 "dataset you can reopen from the sidebar.")
     upload = st.file_uploader("Dataset .zip", type=["zip"], key="data_zip")
-    if upload is not None and st.button("Open this .zip", type="primary", key="data_zip_open"):
+    if upload is not None and st.button("Open this .zip", type="primary", key="data_zip_open") \
+            and workspace.writable("upload datasets"):
         from tlviz import config
         from tlviz.data import DatasetError, load_dataset
         from tlviz.safeio import BadArchive, sanitize_name
+        from tlviz.workspaces import QuotaExceeded
 
         name = sanitize_name(Path(upload.name).stem)
         try:
@@ -121,8 +123,8 @@ with tab_zip:
             root = Path(ds.root)
             folder = next(p for p in (root, *root.parents) if p.parent == config.user_datasets_dir())
             widgets.use_dataset(folder.name, opened=ds)
-        except (BadArchive, DatasetError) as e:
-            st.error(esc(e))  # the message names the archive
+        except (BadArchive, DatasetError, QuotaExceeded) as e:
+            st.error(esc(e))  # the message names the archive, or the workspace limit
         except StopIteration:
             st.error("The archive was unpacked outside the user datasets folder; not used.")
         except Exception as e:  # noqa: BLE001 - an untrusted upload: the page survives it
@@ -157,9 +159,10 @@ with tab_cam:
                     st.rerun()
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     ds_name = c1.text_input("Dataset name", "my-webcam-dataset", key="cam_ds_name")
-    if c2.button("Save dataset", type="primary", key="cam_save"):
+    if c2.button("Save dataset", type="primary", key="cam_save") and workspace.writable("save datasets"):
         from tlviz.data import load_dataset, save_user_dataset
         from tlviz.safeio import BadImage, sanitize_name
+        from tlviz.workspaces import QuotaExceeded
 
         images = {names[k] or f"class {k + 1}": list(photos.get(k, {}).values()) for k in range(int(n_cls))}
         filled = {c: v for c, v in images.items() if v}
@@ -173,5 +176,7 @@ with tab_cam:
                 widgets.use_dataset(folder.name, opened=load_dataset(folder))
             except BadImage as e:
                 st.error(f"A photo could not be read: {esc(e)}")
-            except Exception as e:  # noqa: BLE001 - disk full, quota: the page survives it
+            except QuotaExceeded as e:
+                st.error(esc(e))
+            except Exception as e:  # noqa: BLE001 - disk full: the page survives it
                 st.error(f"Could not save the dataset ({type(e).__name__}): {esc(e)}")

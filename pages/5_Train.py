@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tlviz.heads import HEAD_HELP
-from ui import jobs, sidebar, state, widgets
+from ui import jobs, sidebar, state, widgets, workspace
 from ui import train_sections as sections
 from ui.text import esc
 
@@ -22,6 +22,7 @@ advanced = not choices.presenter
 train_running, ladder_running = sections.running("train"), sections.running("ladder")
 busy = train_running or ladder_running
 left_out = sections.what_if(choices)
+viewing = not workspace.writable("train")  # a shared view: a note, and the buttons off
 
 c1, c2, c3 = st.columns([1, 1.1, 1.1], gap="large")
 with c1:
@@ -37,7 +38,7 @@ with c1:
         st.caption(f"Using {aug_from}." + (" Two augmented copies of each training image "
                    "are embedded (slower)." if mode == "feature-extraction" else ""))
     b1, b2 = st.columns(2, gap="small")
-    start = b1.button("Train", type="primary", disabled=busy, key="train.start", width="stretch",
+    start = b1.button("Train", type="primary", disabled=busy or viewing, key="train.start", width="stretch",
                       help="Start training with these settings")
     b2.button("Stop", disabled=not busy, key="train.stop", width="stretch",
               on_click=sections.stop_all)
@@ -85,4 +86,4 @@ st.caption("The whole story in one click, each rung with three seeds on the curr
            "and backbone: raw pixels → small CNN from scratch (± augmentation) → frozen "
            "backbone + logistic head → fine-tuning the last block. About ten minutes for a few "
            "hundred images on a laptop CPU; Stop keeps the rungs already done.")
-sections.ladder(choices, busy, ladder_running)
+sections.ladder(choices, busy or viewing, ladder_running)

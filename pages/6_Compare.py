@@ -119,7 +119,7 @@ c1.download_button("Export CSV", ledger.export_text(run_ids, "csv"), file_name="
 c2.download_button("Export JSON", ledger.export_text(run_ids, "json"),
                    file_name="tlviz-runs.json", mime="application/json", key="compare.json",
                    width="stretch")
-if not choices.presenter:
+if not choices.presenter and not ledger.read_only:  # a shared view only reads
     with c3.popover(f"Delete {len(run_ids)} run{'s' * (len(run_ids) > 1)}…", width="stretch"):
         st.warning(f"Delete run{'s' * (len(run_ids) > 1)} "
                    f"{', '.join(f'#{i}' for i in run_ids)} from the ledger? This cannot be undone.")

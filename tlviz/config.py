@@ -47,10 +47,22 @@ def data_dir() -> Path | None:
 
 
 def user_datasets_dir() -> Path:
-    """Where uploaded zips and webcam datasets are stored."""
-    p = home_dir() / "datasets"
+    """Where uploaded zips and webcam datasets are stored: ``$TLVIZ_HOME/datasets``, or the
+    active workspace's own folder (classroom mode, :mod:`tlviz.workspaces`)."""
+    from tlviz import workspaces
+
+    ws = workspaces.current()
+    p = ws.datasets_dir if ws is not None else home_dir() / "datasets"
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def notes_dir() -> Path:
+    """Where saved selections (notes) go: ``$TLVIZ_HOME/notes`` or the active workspace's."""
+    from tlviz import workspaces
+
+    ws = workspaces.current()
+    return ws.notes_dir if ws is not None else home_dir() / "notes"
 
 
 def downloads_dir() -> Path:

@@ -219,6 +219,17 @@ def _per_file_memo(kind: str, paths: list[str], compute: Callable[[list[str]], l
     return [missing if k is None else memo[k] for k in keys]
 
 
+def forget_memo_paths(prefix: str) -> None:
+    """Drop the file-hash memo's entries of paths under ``prefix`` (a deleted workspace)."""
+    for cache_file in config.cache_dir("fingerprints").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            memo = json.loads(cache_file.read_text())
+            if isinstance(memo, dict):
+                kept = {k: v for k, v in memo.items() if not str(k).startswith(prefix)}
+                if len(kept) != len(memo):
+                    _atomic_write_text(cache_file, json.dumps(kept))
+
+
 _HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -480,6 +491,7 @@ def _extract_zip(zip_path: Path, name: str | None) -> tuple[Path, list[tuple[str
     done = _read_marker(dest)
     if done:
         return done
+    ws = _writable_workspace("take an upload", add_bytes=size)
     # Extract into a private folder, mark it complete, then rename it into place: a crash
     # leaves only a hidden folder, and concurrent uploads of the same zip all succeed.
     work = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
@@ -502,7 +514,31 @@ def _extract_zip(zip_path: Path, name: str | None) -> tuple[Path, list[tuple[str
     done = _read_marker(dest)
     if done is None:
         raise DatasetError(f"could not store the extracted {zip_path.name} in {dest.parent}")
+    _within_quota(ws, dest)
     return done
+
+
+def _writable_workspace(what: str, add_bytes: int = 0):
+    """The active workspace (None in single mode), after checking it may ``what`` and has
+    room for ``add_bytes`` more."""
+    from tlviz import workspaces
+
+    ws = workspaces.current()
+    if ws is not None:
+        ws.require_writable(what)
+        workspaces.check_quota(ws, add_bytes=add_bytes)
+    return ws
+
+
+def _within_quota(ws, added: Path) -> None:
+    """Remove ``added`` (just stored) again when the workspace is now over a limit."""
+    from tlviz import workspaces
+
+    try:
+        workspaces.check_quota(ws)
+    except workspaces.QuotaExceeded:
+        shutil.rmtree(added, ignore_errors=True)
+        raise
 
 
 def extract_zip(zip_path: str | os.PathLike, name: str | None = None) -> Path:
@@ -530,7 +566,7 @@ class DatasetInfo:
 
     name: str
     description: str
-    kind: str  # builtin | datadir | download | user
+    kind: str  # builtin | datadir | download | user | published
     loader: Callable[..., ImageDataset]
     locate: Callable[[], str | None] = lambda: None  # None when available, else why not
     download: Callable[[Progress | None], None] | None = None
@@ -552,9 +588,21 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 
 def list_datasets() -> list[DatasetInfo]:
     """Registered datasets, then folders in the data directory and user datasets."""
+    from tlviz import workspaces
+
     out = list(_REGISTRY.values())
     known = set(_REGISTRY)
-    for base, kind in ((config.data_dir(), "datadir"), (config.user_datasets_dir(), "user")):
+    bases: list[tuple[Path | None, str]] = [(config.data_dir(), "datadir")]
+    if workspaces.classroom():  # shared published ones, then the active workspace's own
+        pub = workspaces.published().datasets_dir
+        bases.append((pub if pub.is_dir() else None, "published"))
+        try:
+            bases.append((config.user_datasets_dir(), "user"))
+        except workspaces.NoWorkspace:
+            pass
+    else:
+        bases.append((config.user_datasets_dir(), "user"))
+    for base, kind in bases:
         if base is None:
             continue
         try:
@@ -563,7 +611,7 @@ def list_datasets() -> list[DatasetInfo]:
             continue
         for d in entries:
             # user datasets are folders the app made: a symlink there is never one of them
-            if kind == "user" and d.is_symlink():
+            if kind in ("user", "published") and d.is_symlink():
                 continue
             if d.is_dir() and not d.name.startswith(".") and d.name not in known:
                 about = ("image folders in the data directory" if kind == "datadir" else
@@ -820,6 +868,7 @@ def save_user_dataset(name: str, images: dict[str, list[bytes]]) -> Path:
     if sum(len(b) for b in images.values()) > limit:
         raise DatasetError(f"too many images for one dataset (the limit is {limit:,}); "
                            "set TLVIZ_MAX_IMAGES to raise it")
+    ws = _writable_workspace("save a dataset", sum(len(b) for v in images.values() for b in v))
     root = config.user_datasets_dir() / sanitize_name(name)
     tmp = root.with_name(f".{root.name}.tmp{os.getpid()}.{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -839,6 +888,7 @@ def save_user_dataset(name: str, images: dict[str, list[bytes]]) -> Path:
     if root.exists():
         shutil.rmtree(root)
     os.replace(tmp, root)
+    _within_quota(ws, root)
     return root
 
 

@@ -179,7 +179,13 @@ def save_note(dataset: ImageDataset, indices: Sequence[int], title: str, text: s
     from tlviz import config
     from tlviz.safeio import sanitize_name
 
-    folder = Path(folder) if folder else config.home_dir() / "notes"
+    if folder is None:
+        from tlviz import workspaces
+
+        ws = workspaces.current()
+        if ws is not None:
+            ws.require_writable("save notes")
+    folder = Path(folder) if folder else config.notes_dir()
     folder.mkdir(parents=True, exist_ok=True)
     idx = [int(i) for i in indices]
     note = {"title": str(title), "text": str(text), "dataset": dataset.name,
@@ -200,7 +206,7 @@ def list_notes(folder: str | Path | None = None) -> list[dict]:
     """Saved notes, newest first (unreadable files are skipped)."""
     from tlviz import config
 
-    folder = Path(folder) if folder else config.home_dir() / "notes"
+    folder = Path(folder) if folder else config.notes_dir()
     out = []
     for f in sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []:
         with contextlib.suppress(OSError, ValueError):

@@ -86,7 +86,11 @@ EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 def default_path() -> Path:
-    return config.home_dir() / "runs.db"
+    """``$TLVIZ_HOME/runs.db``, or the active workspace's own ledger (classroom mode)."""
+    from tlviz import workspaces
+
+    ws = workspaces.current()
+    return ws.ledger_path if ws is not None else config.home_dir() / "runs.db"
 
 
 def _process_start(pid: int) -> float | None:
@@ -125,8 +129,9 @@ def _pid_alive(pid: int | None, since: float | None = None) -> bool:
 class Ledger:
     """The run store. Safe to share between threads and processes (one connection per call)."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, read_only: bool = False):
         self.path = Path(path) if path else default_path()
+        self.read_only = read_only  # a shared view: runs are listed, never added or deleted
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.warnings: list[str] = []
         try:
@@ -169,6 +174,12 @@ class Ledger:
                 os.replace(src, f"{aside}{suffix}")
         return aside
 
+    def _writable(self) -> None:
+        if self.read_only:
+            from tlviz.workspaces import ReadOnly
+
+            raise ReadOnly("this is a shared, read-only view: its runs cannot be changed")
+
     def integrity_check(self) -> str:
         """SQLite's own consistency check: ``"ok"`` or a description of the damage."""
         with self._connect() as db:
@@ -204,6 +215,7 @@ class Ledger:
 
     def start_run(self, cfg: dict) -> int:
         """Open a run (status ``running``); ``cfg`` is stored whole as JSON."""
+        self._writable()
         cols = {k: cfg.get(k) for k in CONFIG_COLUMNS}
         if isinstance(cols["augment"], dict):
             cols["augment"] = json.dumps(cols["augment"], sort_keys=True)
@@ -216,6 +228,7 @@ class Ledger:
             return int(cur.lastrowid)
 
     def log_epoch(self, run_id: int, epoch: int, **metrics: float) -> None:
+        self._writable()
         vals = [metrics.get(k) for k in EPOCH_FIELDS]
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
@@ -271,6 +284,7 @@ class Ledger:
         return len(dead)
 
     def delete(self, run_ids) -> int:
+        self._writable()
         ids = [int(i) for i in np.atleast_1d(run_ids)]
         with self._tx() as db:
             db.executemany("DELETE FROM epochs WHERE run_id=?", [(i,) for i in ids])

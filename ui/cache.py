@@ -9,6 +9,8 @@ Heavy modules (torch, umap) are imported inside the functions to keep app start 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,12 +61,83 @@ class Availability:
     downloadable: bool = False
 
 
+# ----------------------------------------------------------------------------- workspaces
+# Classroom mode: a session's own datasets are keyed by its workspace too (``scope``), so
+# that two workspaces' datasets of the same name never share an entry; shared datasets
+# (built-in, data folder, published) have the scope "" and are computed once for everyone.
+
+
+def _workspace_id() -> str:
+    from ui import workspace
+
+    ws = workspace.session()
+    return ws.id if ws is not None else ""
+
+
+@contextlib.contextmanager
+def _in(scope: str):
+    """tlviz's folder functions follow workspace ``scope`` ("" : none) inside the block."""
+    from tlviz import workspaces
+
+    with workspaces.active(workspaces.Workspace(scope) if scope else None):
+        yield
+
+
+def _scope_of(ref: str) -> str:
+    """The workspace id when ``ref`` is one of the session's own datasets, else ""."""
+    ws = _workspace_id()
+    if not ws:
+        return ""
+    kinds = {i.name: i.kind for i in _dataset_infos(str(config.home_dir()), str(config.data_dir()), ws)}
+    return ws if kinds.get(ref) == "user" else ""
+
+
+def _scoped(cache: Callable) -> Callable:
+    """``cache`` (a ``st.cache_*`` decorator) applied to ``fn(ref, ...)`` keyed by
+    ``_scope_of(ref)`` as well, with that workspace active while ``fn`` runs."""
+    def wrap(fn: Callable) -> Callable:
+        def inner(scope: str, *args, **kwargs):
+            with _in(scope):
+                return fn(*args, **kwargs)
+
+        inner.__qualname__ = f"{fn.__qualname__}.scoped"  # a cache of its own per function
+        inner.__module__ = fn.__module__
+        cached = cache(inner)
+
+        @functools.wraps(fn)
+        def public(ref: str, *args, **kwargs):
+            return cached(_scope_of(ref), ref, *args, **kwargs)
+
+        public.clear = cached.clear
+        return public
+    return wrap
+
+
+@st.cache_resource(show_spinner=False)
+def server_started() -> str:
+    """Once per server process: in classroom mode, sweep idle workspaces and print the
+    presenter token to the server's log. Returns the mode."""
+    import sys
+
+    from tlviz import workspaces
+
+    mode = workspaces.mode()
+    if mode == "classroom":
+        removed = workspaces.sweep()
+        workspaces.mark_interrupted()  # runs a killed server was training
+        print(f"tlviz classroom mode: {len(removed)} idle workspace(s) removed; presenter key "
+              f"(publishes datasets to everyone): {workspaces.presenter_token()}",
+              file=sys.stderr, flush=True)
+    return mode
+
+
 @st.cache_data(ttl=60, show_spinner=False)
-def _dataset_infos(home: str, data: str) -> list[Availability]:
+def _dataset_infos(home: str, data: str, scope: str = "") -> list[Availability]:
     from tlviz.data import list_datasets
 
     try:
-        infos = list_datasets()
+        with _in(scope):
+            infos = list_datasets()
     except OSError as e:  # an unreadable data folder must not take every page down
         return [Availability("digits", "scikit-learn's handwritten digits", "builtin", True,
                              f"(other datasets unavailable: {e})")]
@@ -81,7 +154,7 @@ def _dataset_infos(home: str, data: str) -> list[Availability]:
 
 def datasets() -> list[Availability]:
     """The datasets of ``list_datasets()`` with availability (re-checked every minute)."""
-    return _dataset_infos(str(config.home_dir()), str(config.data_dir()))
+    return _dataset_infos(str(config.home_dir()), str(config.data_dir()), _workspace_id())
 
 
 def refresh_datasets() -> None:
@@ -125,7 +198,7 @@ def backbone_names() -> list[str]:
     return [s.name for s in list_backbones(include_hidden=True)]
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
+@_scoped(st.cache_resource(show_spinner=False, max_entries=6))
 def dataset(ref: str, seed: int = 0):
     """``tlviz.data.load_named(ref, seed)``, kept in memory: a listed dataset's *name* only,
     never a path (the web app opens only what it offers). Raises DatasetError/Unavailable."""
@@ -134,7 +207,7 @@ def dataset(ref: str, seed: int = 0):
     return load_named(ref, seed=seed)
 
 
-@st.cache_resource(show_spinner=False, max_entries=12)
+@_scoped(st.cache_resource(show_spinner=False, max_entries=12))
 def _embeddings_slot(ref: str, backbone: str, seed: int) -> Memo:
     return Memo()
 
@@ -147,8 +220,21 @@ def embeddings(ref: str, backbone: str, seed: int = 0, progress: Progress | None
     """
     from tlviz.embed import embed
 
-    return _embeddings_slot(ref, backbone, seed).get(
-        lambda: embed(dataset(ref, seed), backbone, progress=progress))
+    def compute():
+        ds = dataset(ref, seed)
+        if embeddings_on_disk(ref, backbone, seed):  # reading a file: no need to queue
+            return embed(ds, backbone, progress=progress)
+        from tlviz.jobqueue import Ticket
+        from ui import jobs
+
+        def waiting(place: int) -> None:
+            if progress is not None:
+                progress(0, 0, f"waiting in the server's queue, place {place}")
+
+        with jobs.QUEUE.slot(Ticket(_workspace_id(), "embedding"), on_wait=waiting):
+            return embed(ds, backbone, progress=progress)
+
+    return _embeddings_slot(ref, backbone, seed).get(compute)
 
 
 def embeddings_on_disk(ref: str, backbone: str, seed: int = 0) -> bool:
@@ -160,7 +246,7 @@ def embeddings_on_disk(ref: str, backbone: str, seed: int = 0) -> bool:
     return (config.cache_dir("embeddings") / f"{key}.npy").exists()
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@_scoped(st.cache_data(show_spinner=False, max_entries=32))
 def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
                split: str | None = None, proj_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(indices, coordinates) of the valid images of ``split`` (all splits for None).
@@ -177,7 +263,7 @@ def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed
     return idx, coords
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@_scoped(st.cache_data(show_spinner=False, max_entries=16))
 def morph(ref: str, backbone: str, other: str | None, seed: int = 0,
           method_from: str = "pca") -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
     """(indices, from-layout, to-layout aligned to it, disparity) of the dataset's images:
@@ -204,7 +290,7 @@ def morph(ref: str, backbone: str, other: str | None, seed: int = 0,
     return both, a, b, d
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@_scoped(st.cache_data(show_spinner=False, max_entries=64))
 def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
                method: str | None = None, dim: int = 2) -> dict[str, float]:
     """``separation_report`` of the features (``method=None``: cosine, as the heads compare
@@ -223,7 +309,7 @@ def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
 TRUST_SAMPLE = 2000  # bigger maps: trustworthiness estimated on this many images
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@_scoped(st.cache_data(show_spinner=False, max_entries=32))
 def projection_quality(ref: str, backbone: str, method: str = "umap", seed: int = 0,
                        split: str | None = None, k: int = 10, full: bool = False) -> dict:
     """``tlviz.metrics.projection_quality`` of the 2D :func:`projection`: trustworthiness
@@ -238,7 +324,7 @@ def projection_quality(ref: str, backbone: str, method: str = "umap", seed: int 
                     sample=None if full else TRUST_SAMPLE)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+@_scoped(st.cache_resource(show_spinner=False, max_entries=4))
 def _sprites_slot(ref: str, seed: int) -> Memo:
     return Memo()
 
@@ -252,7 +338,7 @@ def sprite_sheets(ref: str, seed: int = 0, progress: Progress | None = None):
         lambda: build_sprite_sheets(dataset(ref, seed), progress=progress))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@_scoped(st.cache_data(show_spinner=False, max_entries=8))
 def point_images(ref: str, seed: int, indices: tuple[int, ...], size: int = 64) -> list[str]:
     """Data URIs of images ``indices`` at ``size`` px, cut from the sprite sheets."""
     from tlviz.sprites import data_uri
@@ -260,7 +346,7 @@ def point_images(ref: str, seed: int, indices: tuple[int, ...], size: int = 64) 
     return [data_uri(im, 70) for im in sprite_sheets(ref, seed).tile_images(indices, size)]
 
 
-@st.cache_data(show_spinner=False, max_entries=4096)
+@_scoped(st.cache_data(show_spinner=False, max_entries=4096))
 def thumbnail(ref: str, index: int, size: int = 96, seed: int = 0) -> np.ndarray:
     """Image ``index`` of dataset ``ref`` as a ``size`` x ``size`` uint8 RGB array (centre crop)."""
     from PIL import Image, ImageOps
@@ -272,34 +358,48 @@ def thumbnail(ref: str, index: int, size: int = 96, seed: int = 0) -> np.ndarray
 
 
 @st.cache_resource(show_spinner=False)
-def _ledger_at(path: str):
+def _ledger_at(path: str, read_only: bool = False):
     from tlviz.runs import Ledger
 
-    return Ledger(path)
+    return Ledger(path, read_only=read_only)
+
+
+def _ledger_path() -> tuple[str, bool]:
+    """(path, read-only) of the session's ledger: TLVIZ_HOME's, or its workspace's."""
+    from ui import workspace
+
+    ws = workspace.session()
+    if ws is None:
+        from tlviz.runs import default_path
+
+        return str(default_path()), False
+    return str(ws.ledger_path), ws.read_only
 
 
 def ledger():
-    """The run ledger under the current TLVIZ_HOME (one shared object; safe across threads)."""
-    from tlviz.runs import default_path
+    """The session's run ledger (one shared object per file; safe across threads): the one
+    under TLVIZ_HOME, or in classroom mode its workspace's own (read-only in a shared view)."""
+    return _ledger_at(*_ledger_path())
 
-    return _ledger_at(str(default_path()))
 
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def run_proba(ref: str, backbone: str, seed: int, run_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """(dataset indices, probabilities) of a feature-extraction run on every valid image of
-    the dataset: its head on the cached features of its backbone."""
+@_scoped(st.cache_data(show_spinner=False, max_entries=16))
+def run_proba(ref: str, backbone: str, seed: int, ledger_path: str,
+              run_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dataset indices, probabilities) of a feature-extraction run of the ledger at
+    ``ledger_path`` (the session's own: run ids are per ledger) on every valid image of the
+    dataset: its head on the cached features of its backbone."""
     from tlviz.train import run_feature_proba
 
     emb = embeddings(ref, backbone, seed)
     idx = emb.indices(None)
-    return idx, run_feature_proba(ledger(), run_id, np.asarray(emb.features[idx], np.float32))
+    return idx, run_feature_proba(_ledger_at(ledger_path), run_id,
+                                  np.asarray(emb.features[idx], np.float32))
 
 
 # ----------------------------------------------------------------------------- Explore page
 
 
-@st.cache_resource(show_spinner=False, max_entries=6)
+@_scoped(st.cache_resource(show_spinner=False, max_entries=6))
 def projector(ref: str, backbone: str, method: str = "umap", seed: int = 0,
               split: str | None = None, proj_seed: int = 0):
     """A fitted ``tlviz.project.Projector`` of the valid images of ``split``: its
@@ -311,7 +411,7 @@ def projector(ref: str, backbone: str, method: str = "umap", seed: int = 0,
     return fit_projector(np.asarray(emb.features[emb.indices(split)], np.float32), method, proj_seed)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+@_scoped(st.cache_data(show_spinner=False, max_entries=32))
 def label_issues(ref: str, backbone: str, seed: int = 0, split: str | None = None):
     """``tlviz.explore.label_issues`` (confident learning) over the valid images of ``split``."""
     from tlviz.explore import label_issues as _issues
@@ -321,7 +421,7 @@ def label_issues(ref: str, backbone: str, seed: int = 0, split: str | None = Non
     return _issues(emb.features, emb.labels, mask=mask)
 
 
-@st.cache_data(show_spinner=False, max_entries=24)
+@_scoped(st.cache_data(show_spinner=False, max_entries=24))
 def satellites(ref: str, backbone: str, seed: int, indices: tuple[int, ...], augment_json: str,
                n_copies: int = 8, method: str = "umap", split: str | None = None,
                aug_seed: int = 0):
@@ -336,7 +436,7 @@ def satellites(ref: str, backbone: str, seed: int, indices: tuple[int, ...], aug
                        json.loads(augment_json), n_copies, proj, aug_seed)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+@_scoped(st.cache_resource(show_spinner=False, max_entries=16))
 def _comparison_slot(ref: str, backbone: str, seed: int, indices: tuple[int, ...], n_copies: int,
                      extra_json: str) -> Memo:
     return Memo()
@@ -376,7 +476,7 @@ def finetuned_net(ledger_path: str, run_id: int):
     return backbone, net
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@_scoped(st.cache_resource(show_spinner=False, max_entries=8))
 def _before_after_slot(ref: str, seed: int, ledger_path: str, run_id: int,
                        indices: tuple[int, ...], method: str, align: str) -> Memo:
     return Memo()
@@ -414,9 +514,7 @@ def predictor(run_id: int):
 
     Raises ValueError (no stored weights), KeyError (no such run), WeightsUnavailable.
     """
-    from tlviz.runs import default_path
-
-    return _predictor_at(str(default_path()), int(run_id))
+    return _predictor_at(_ledger_path()[0], int(run_id))
 
 
 def forget_predictors() -> None:

@@ -76,7 +76,8 @@ def run_colouring(choices, ds, idx: np.ndarray, color_by: str, run_id: int | Non
     ``idx``, or None: right/wrong (1/0) or confidence, wrong val images ringed."""
     if color_by not in RUN_COLOURS or run_id is None:
         return None
-    ridx, proba = cache.run_proba(choices.dataset, choices.backbone, choices.seed, run_id)
+    ridx, proba = cache.run_proba(choices.dataset, choices.backbone, choices.seed,
+                                  str(cache.ledger().path), run_id)
     rows = np.searchsorted(ridx, idx)
     proba = proba[np.clip(rows, 0, len(ridx) - 1)]
     pred = proba.argmax(1)

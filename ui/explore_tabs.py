@@ -19,7 +19,7 @@ import streamlit as st
 from tlviz import explore
 from tlviz.metrics import accuracy_text
 from tlviz.plots import embedding_figure
-from ui import cache, hovermap, nav, state, widgets
+from ui import cache, hovermap, nav, state, widgets, workspace
 from ui.text import esc
 
 IMAGE = "explore_image"  # ui.state: the image whose neighbours are shown
@@ -121,7 +121,7 @@ def _rerun_if_image_moved(image: int) -> None:
 # ----------------------------------------------------------------------------- the tabs
 
 
-@st.fragment
+@workspace.fragment
 def neighbours(v: View, image: int, nb) -> None:
     _rerun_if_image_moved(image)
     classes = v.classes
@@ -147,7 +147,7 @@ def _select(indices: list[int]) -> None:
     state.set(SELECTION, indices, url=False)
 
 
-@st.fragment
+@workspace.fragment
 def selection(v: View) -> None:
     ds, classes = v.ds, v.classes
     sel = v.shown(state.get(SELECTION, []))
@@ -178,7 +178,8 @@ def selection(v: View) -> None:
             title = st.text_input("Note title", placeholder="e.g. bees photographed on flowers",
                                   key="explore.note_title")
             text = st.text_area("Note", height=68, key="explore.note_text")
-            if st.form_submit_button("Save the selection as a note"):
+            if st.form_submit_button("Save the selection as a note") \
+                    and workspace.writable("save notes"):
                 path = explore.save_note(ds, sel, title or "selection", text)
                 st.success(f"Saved {len(sel)} images to {esc(path.name)}")
     notes = [n for n in explore.list_notes() if n.get("dataset") == ds.name]
@@ -203,7 +204,7 @@ def user_augment():
     return None if cfg is None or cfg.is_identity else cfg
 
 
-@st.fragment
+@workspace.fragment
 def satellites(v: View, image: int) -> None:
     ds, classes, idx = v.ds, v.classes, v.idx
     st.markdown("Each chosen image (★) is augmented a few times; the copies are embedded with "
@@ -292,7 +293,7 @@ def _satellite_results(v: View, chosen: tuple[int, ...], aug_json: str, n_copies
                                columns=min(9, n_copies + 1))
 
 
-@st.fragment
+@workspace.fragment
 def before_after(v: View) -> None:
     led = cache.ledger()
     runs = led.list_runs(status="completed")
@@ -355,7 +356,7 @@ def _inspect_issue() -> None:
         state.set(IMAGE, int(st.session_state[ISSUE_PICK]))
 
 
-@st.fragment
+@workspace.fragment
 def label_issues(v: View, image: int) -> None:
     _rerun_if_image_moved(image)
     ds, classes = v.ds, v.classes

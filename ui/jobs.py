@@ -5,11 +5,14 @@ The page starts a :class:`Job` and then *watches* it: a fragment rerun every sec
 until the thread ends, then reruns the page for the results. Reruns never touch the
 training: the next run finds the job in the session; Stop sets ``job.stop`` which the
 tlviz ``should_stop`` callback reads, so the ledger records the run as ``cancelled``.
-The thread never calls streamlit.
+The thread never calls streamlit. Every job waits for a slot of the server-wide
+:data:`QUEUE` (``TLVIZ_MAX_JOBS`` at once); while it waits the watcher shows its place in
+line, and Stop takes it out of the line.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import traceback
@@ -19,8 +22,11 @@ from typing import Any
 
 import streamlit as st
 
+from tlviz.jobqueue import JobQueue, Ticket
+
 _KEY = "job."
 POLL_SECONDS = 1.0  # the watcher's refresh while a job runs
+QUEUE = JobQueue()  # one per server process: at most TLVIZ_MAX_JOBS jobs run at once
 
 
 @dataclass
@@ -39,6 +45,13 @@ class Job:
     thread: threading.Thread | None = None
     meta: dict = field(default_factory=dict)
     shown: bool = False  # the page has taken the result
+    ticket: Ticket | None = None  # its place in the server's queue
+
+    @property
+    def queued(self) -> int | None:
+        """Its place in line (1: next), or None when it runs or has ended."""
+        pos = QUEUE.position(self.ticket) if self.ticket is not None else None
+        return pos or None
 
     @property
     def running(self) -> bool:
@@ -65,19 +78,41 @@ class Job:
         return not self.running
 
 
+def _owner() -> str:
+    from ui import workspace
+
+    ws = workspace.session()
+    return ws.id if ws is not None else ""
+
+
 def start(key: str, name: str, fn: Callable[[Job], Any], **meta) -> Job:
-    """Run ``fn(job)`` in a daemon thread; the job is kept in the session under ``key``."""
-    job = Job(name, meta=meta)
+    """Run ``fn(job)`` in a daemon thread once the server's queue has a free slot; the job
+    is kept in the session under ``key``. The thread sees this run's context (the active
+    workspace). A workspace over its job limit gets a message naming it, and no job."""
+    from tlviz import workspaces
+
+    owner = _owner()
+    limit = int(workspaces.limits()["jobs"])
+    if owner and QUEUE.owned(owner) >= limit:
+        st.error(f"This workspace already has {limit} job{'s' * (limit != 1)} queued or running "
+                 "(TLVIZ_WORKSPACE_JOBS): wait for one to finish or stop it.")
+        st.stop()
+    job = Job(name, meta=meta, ticket=Ticket(owner, name))
+    context = contextvars.copy_context()
 
     def run() -> None:
         try:
-            job.result = fn(job)
+            with QUEUE.slot(job.ticket, job.should_stop,
+                            lambda pos: job.on_progress(0, 0, f"waiting in the queue, place {pos}")):
+                job.progress = None
+                job.started = time.perf_counter()
+                job.result = fn(job)
         except BaseException as e:  # noqa: BLE001 - reported to the page, not lost in a thread
             job.error, job.error_trace = e, traceback.format_exc()
         finally:
             job.finished = time.perf_counter()
 
-    job.thread = threading.Thread(target=run, name=f"tlviz-{key}", daemon=True)
+    job.thread = threading.Thread(target=context.run, args=(run,), name=f"tlviz-{key}", daemon=True)
     st.session_state[_KEY + key] = job
     job.thread.start()
     return job
@@ -96,13 +131,23 @@ def watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
     """``job``'s progress bar and ``draw(job)``; redrawn every second while it runs (a
     fragment: the rest of the page is not rerun). ``was_running``: the page drew its
     controls as busy, so they are redrawn (a full rerun) once the job has ended."""
-    st.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(job, was_running, draw)
+    from ui import workspace
+
+    workspace.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(job, was_running, draw)
 
 
 def _watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
     if was_running and not job.running:
         st.rerun()
     if job.running:
+        place = job.queued
+        if place is not None:
+            running, waiting = QUEUE.counts()
+            st.progress(0.0, text=f"Waiting in the queue: place {place} of {waiting} "
+                                  f"({running} job{'s' * (running != 1)} running on this server) "
+                                  "· Stop leaves the queue")
+            draw(job)
+            return
         done, total, msg = job.progress or (0, 0, "loading the dataset")
         count = f" · {done:,}/{total:,}" if total and done < total else ""
         epochs_txt = f" · epoch {len(job.records)}" if job.records else ""

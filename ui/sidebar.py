@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import cache, state
+from ui import cache, state, workspace
 from ui.text import esc
 
 # Every page: less empty space above the title. Static CSS only.
@@ -97,6 +97,7 @@ def render() -> Choices:
                                        help="Seed of the train/val/test split when the "
                                             "dataset has no split folders.",
                                        **state.widget("seed", 0, bounds=(0, 10_000)))
+    workspace.sidebar(ref)  # classroom mode: share, key, delete my data
     st.html(BASE_CSS + (PRESENTER_CSS if presenter else ""))  # static CSS, no user text
     return Choices(ref, backbone, bool(presenter), int(seed))
 

@@ -16,7 +16,7 @@ Widget keys are ``"w.<name>"`` (``at.radio(key="w.method")`` in AppTest).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -71,12 +71,15 @@ def _parse(raw: Any, default: T) -> T | None:
 
 
 def _allowed(value: Any, default: Any, options: Sequence | None,
-             bounds: tuple[float, float] | None, max_items: int | None = None) -> bool:
+             bounds: tuple[float, float] | None, max_items: int | None = None,
+             valid: Callable[[str], bool] | None = None) -> bool:
     """Whether a value read from the URL may be used: strings and lists only from
     ``options``, numbers only inside ``bounds`` (integers inside :data:`INT_BOUNDS` when no
     bounds are given)."""
     if isinstance(default, bool):
         return isinstance(value, bool)
+    if valid is not None:  # free text, but only of a shape the caller checks (a token)
+        return isinstance(value, str) and bool(valid(value))
     if isinstance(value, list) and options is None and bounds is not None:  # integers in range
         try:
             ints = [int(v) for v in value]
@@ -125,13 +128,15 @@ def _to_query(value: Any) -> str | list[str]:
 
 
 def get(name: str, default: T, options: Sequence | None = None,
-        bounds: tuple[float, float] | None = None, max_items: int | None = None) -> T:
+        bounds: tuple[float, float] | None = None, max_items: int | None = None,
+        valid: Callable[[str], bool] | None = None) -> T:
     """The stored value of ``name``: session, else URL query string, else ``default``.
 
     A link is hostile input: its value is used only when it parses as the default's type,
     is short and free of control characters, and is one of ``options`` (strings, lists)
     or inside ``bounds`` (numbers; integers default to :data:`INT_BOUNDS`). Anything else
-    falls back to ``default`` with a one-line notice, and touches nothing.
+    falls back to ``default`` with a one-line notice, and touches nothing. ``valid``: a
+    string default's values are those this check accepts (a token of a fixed shape).
 
     With ``options`` a value outside them (a stale link, a dataset that went away)
     falls back to ``default`` (or the first option when ``default`` is not one either);
@@ -144,7 +149,7 @@ def get(name: str, default: T, options: Sequence | None = None,
         if len(raw) == 1:
             raw = raw[0]
         value = _parse(raw, default)
-        if value is None or not _allowed(value, default, options, bounds, max_items):
+        if value is None or not _allowed(value, default, options, bounds, max_items, valid):
             _reject(name, raw)
             value = default
     else:

@@ -18,7 +18,7 @@ from tlviz.curves import (
 )
 from tlviz.modes import get_mode
 from tlviz.plots import reliability_figure
-from ui import cache, jobs, nav, state, widgets
+from ui import cache, jobs, nav, state, widgets, workspace
 from ui.sidebar import Choices
 from ui.text import esc
 
@@ -148,6 +148,8 @@ def start_training(cfg, ds, choices: Choices) -> None:
     """Train ``cfg`` in the background (the run goes to the ledger) and redraw the page."""
     from tlviz.train import train
 
+    if not workspace.writable("train"):
+        return
     led = cache.ledger()  # resolved here: the thread never calls streamlit
 
     def work(j: jobs.Job):
@@ -177,7 +179,9 @@ def outcome(job: jobs.Job, ds, choices: Choices) -> None:
     from tlviz.backbones import WeightsUnavailable
     from tlviz.train import Cancelled
 
-    if isinstance(job.error, Cancelled):
+    if isinstance(job.error, Cancelled) and "queue" in str(job.error):
+        st.warning("Training stopped while it waited in the queue; nothing was recorded.")
+    elif isinstance(job.error, Cancelled):
         st.warning("Training stopped. The run is in the ledger as *cancelled*.")
     elif isinstance(job.error, WeightsUnavailable):
         st.error(f"**{esc(job.meta['cfg'].backbone)}** weights are not on this machine: "
@@ -248,7 +252,7 @@ def thumb_caption(ds, i: int) -> str:
     return name if len(name) <= 16 else f"{name[:7]}…{name[-8:]}"
 
 
-@st.fragment
+@workspace.fragment
 def mistakes(r, ref: str, dseed: int, ds) -> None:
     """The confusion matrix beside the images of a cell (a click on the matrix picks it).
     ``ds``: the run's dataset when it is the chosen one (file names as captions)."""
@@ -320,7 +324,7 @@ def ladder(choices: Choices, busy: bool, was_running: bool) -> None:
     except ImportError:
         st.info("The ladder preset needs `tlviz.ladder`, which is not installed in this version.")
         return
-    if st.button("Run the ladder", disabled=busy, key="train.ladder"):
+    if st.button("Run the ladder", disabled=busy, key="train.ladder") and workspace.writable("train"):
         ref, backbone, led = choices.dataset, choices.backbone, cache.ledger()
 
         def ladder_work(j: jobs.Job):
