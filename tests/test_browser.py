@@ -109,7 +109,7 @@ def test_main_flow_and_every_page(server, tmp_path):
         val = page.locator('[data-testid="stMetric"]').filter(has_text="Val accuracy")
         val.wait_for()
         assert "%" in val.inner_text()
-        cm = page.locator('[data-testid="stPlotlyChart"]').nth(1)  # confusion matrix
+        cm = page.locator('[data-testid="stPlotlyChart"]').filter(has_text="Confusion matrix")
         cm.wait_for()
         _shot(page, "train")
         # a click on the top-left cell (first class, correct) shows that cell's images
