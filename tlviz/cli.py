@@ -84,13 +84,13 @@ def cmd_embed(args) -> int:
     _warn_dataset(ds)
     t0 = time.perf_counter()
     emb = embed(ds, args.backbone, backend=args.backend, progress=_progress_bar("embed"),
-                int8=args.int8)
+                int8=args.int8, engine=args.engine, address=args.address, actors=args.actors)
     secs = time.perf_counter() - t0
     rep = separation_report(*emb.split(None))
     out = {"dataset": ds.name, "backbone": args.backbone, "images": len(ds),
            "dim": int(emb.features.shape[1]), "seconds": round(secs, 3), "from_cache": emb.from_cache,
            "images_per_second": round(len(ds) / secs, 1) if not emb.from_cache else None,
-           "failed": len(emb.failed), **{k: round(v, 4) for k, v in rep.items()}}
+           "engine": args.engine, "failed": len(emb.failed), **{k: round(v, 4) for k, v in rep.items()}}
     _emit(args, out, "\n".join(f"{k:<20} {v}" for k, v in out.items()))
     return 0
 
@@ -241,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = common(sub.add_parser("embed", help="embed a dataset (cached) and print separation"))
     s.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     s.add_argument("--int8", action="store_true", help="INT8-quantised ONNX model")
+    s.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: threads + one session (default); ray: Ray Data actors writing "
+                   "Parquet shards (pip install -r requirements-scale.txt)")
+    s.add_argument("--address", help="with --engine ray: a running cluster's address "
+                   "(e.g. 10.0.0.1:6379 or auto); default: start a local one")
+    s.add_argument("--actors", type=int, help="with --engine ray: actors in the pool")
     s = common(sub.add_parser("project", help="UMAP/PCA/t-SNE of a dataset's embedding"))
     s.add_argument("--method", default="umap", choices=["umap", "pca", "tsne"])
     s.add_argument("--dim", type=int, default=2, choices=[2, 3])

@@ -153,11 +153,9 @@ def embeddings(ref: str, backbone: str, seed: int = 0, progress: Progress | None
 
 def embeddings_on_disk(ref: str, backbone: str, seed: int = 0) -> bool:
     """True when tlviz's disk cache already holds these embeddings (showing them is quick)."""
-    from tlviz.backbones import get_backbone_spec
-    from tlviz.embed import cache_key
+    from tlviz.embed import is_cached
 
-    key = cache_key(dataset(ref, seed), get_backbone_spec(backbone))
-    return (config.cache_dir("embeddings") / f"{key}.npy").exists()
+    return is_cached(dataset(ref, seed), backbone)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
