@@ -47,7 +47,8 @@ if len(idx) < 3:
 view = tabs.View(ds, emb, choices.dataset, choices.backbone, choices.seed, split, method,
                  metric, k, idx)
 image = tabs.current_image(view)
-nb = explore.neighbours(emb.features, emb.labels, image, k, metric, view.mask)
+nb = explore.neighbours(emb.features, emb.labels, image, k, metric, view.mask,
+                        index_key=emb.key)  # large sets: from the cached FAISS index
 tabs.chart(view, coords, image, nb)
 st.caption("Ringed: the current image and its neighbours. Lasso or box (toolbar, top right) "
            "selects a region; double-click the plot to clear the drawing.")

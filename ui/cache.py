@@ -215,7 +215,8 @@ def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
         X = np.asarray(emb.features[idx], dtype=np.float32)
     else:
         X = projection(ref, backbone, method, dim, seed, split)[1]
-    return separation_report(X, emb.labels[idx], metric="cosine" if method is None else "euclidean")
+    return separation_report(X, emb.labels[idx], metric="cosine" if method is None else "euclidean",
+                             index_key=f"{emb.key}-{split}" if method is None else None)
 
 
 TRUST_SAMPLE = 2000  # bigger maps: trustworthiness estimated on this many images
