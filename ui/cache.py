@@ -88,7 +88,7 @@ def refresh_datasets() -> None:
     """Forget the dataset list and everything derived from loaded datasets (after a download,
     upload or webcam save: a re-saved dataset may reuse its name). tlviz's disk caches are
     keyed by content, so nothing is recomputed that did not change."""
-    for fn in (_dataset_infos, dataset, _embeddings_slot, projection, separation, thumbnail,
+    for fn in (_dataset_infos, dataset, _embeddings_slot, projection_layout, separation, thumbnail,
                _sprites_slot, projection_quality, point_images):
         fn.clear()
 
@@ -159,19 +159,27 @@ def embeddings_on_disk(ref: str, backbone: str, seed: int = 0) -> bool:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
-               split: str | None = None, proj_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, coordinates) of the valid images of ``split`` (all splits for None).
-
-    ``indices`` are dataset positions, row-aligned with the ``dim``-column coordinates.
+def projection_layout(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
+                      split: str | None = None, proj_seed: int = 0):
+    """(indices, coordinates, fitted) of the valid images of ``split`` (all for None):
+    ``tlviz.project.layout``, stratified by class; ``fitted`` is None when every point was
+    fitted, else True for the fitted sample and False for the points placed by transform.
     """
-    from tlviz.project import project
+    from tlviz.project import layout
 
     emb = embeddings(ref, backbone, seed)
     idx = emb.indices(split)
     X = np.asarray(emb.features[idx], dtype=np.float32)
-    coords = project(X, method=method, dim=dim, seed=proj_seed,
-                     key=f"{emb.key}:{split or 'all'}:{len(idx)}")
+    lay = layout(X, method=method, dim=dim, seed=proj_seed, labels=emb.labels[idx],
+                 key=f"{emb.key}:{split or 'all'}:{len(idx)}")
+    return idx, lay.coords, lay.fitted
+
+
+def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
+               split: str | None = None, proj_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, coordinates) of :func:`projection_layout`: ``indices`` are dataset
+    positions, row-aligned with the ``dim``-column coordinates."""
+    idx, coords, _ = projection_layout(ref, backbone, method, dim, seed, split, proj_seed)
     return idx, coords
 
 
