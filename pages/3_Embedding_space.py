@@ -13,7 +13,9 @@ from functools import partial
 
 import streamlit as st
 
+from tlviz.backbones import STORED
 from tlviz.metrics import METRIC_HELP, PROJECTION_HELP, accuracy_interval
+from tlviz.synth import is_feature_set
 from ui import cache, embedmap, hovermap, nav, sidebar, state, widgets
 from ui.text import esc
 
@@ -43,11 +45,19 @@ if not choices.presenter:
                "Well-separated colours mean a simple head will do well.")
 
 ds = widgets.dataset_or_stop(choices)
-available = {b.name: b for b in cache.backbones((choices.backbone,))}
+feature_set = is_feature_set(ds)  # features only: its own stored features, no images to embed
+available = {b.name: b for b in cache.backbones((STORED if feature_set else choices.backbone,))
+             if b.name == STORED or not feature_set}
 default_pair = ["pixels", choices.backbone if choices.backbone != "pixels" else "mobilenet_v2"]
 c1, c2, c3, c4 = st.columns([3, 2.4, 0.1, 0.1] if choices.presenter else [3, 1.9, 1, 1.3])
-backbones = c1.multiselect("Backbones (one or two)", list(available), max_selections=2,
-                           **state.widget("backbones", default_pair, list(available), max_items=2))
+if feature_set:
+    backbones = [STORED]
+    c1.caption(f"A features-only set of {len(ds):,} synthetic points (each shows the real image "
+               "it was made from): its stored features, no backbone to choose.")
+else:
+    backbones = c1.multiselect("Backbones (one or two)", list(available), max_selections=2,
+                               **state.widget("backbones", default_pair, list(available),
+                                              max_items=2))
 method = c2.segmented_control("Projection", list(METHODS), format_func=METHODS.get,
                               **state.widget("method", "umap", list(METHODS))) or "umap"
 splits = ["all", *ds.split_names]
@@ -85,7 +95,8 @@ names = None
 maps, panel = st.columns([2.9, 1], gap="medium")
 with panel:
     color_by, points = embedmap.display_choices(dim)
-    sheets = hovermap.sprites(choices.dataset, choices.seed) if dim == 2 else None
+    small = len(ds) <= embedmap.LARGE  # larger: a density image + sampled dots, no sprites
+    sheets = hovermap.sprites(choices.dataset, choices.seed) if dim == 2 and small else None
 cols = maps.columns(len(backbones), gap="medium")
 for k, (col, bb) in enumerate(zip(cols, backbones)):
     with col:
@@ -99,7 +110,8 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
                 args = (choices.dataset, bb, method, choices.seed, split_arg, embedmap.K)
                 quality = cache.projection_quality(*args) if dim == 2 else {}
                 kept = quality.get("kept")
-                if kept is None and dim == 2 and color_by == "kept":  # all points, not a sample
+                large = dim == 2 and len(idx) > embedmap.LARGE
+                if kept is None and dim == 2 and color_by == "kept" and not large:  # all points
                     kept = cache.projection_quality(*args, full=True)["kept"]
             report = {**cache.separation(choices.dataset, bb, choices.seed, split_arg),
                       "trustworthiness": quality.get("trustworthiness", float("nan"))}
@@ -121,6 +133,14 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             if key == "knn5_loo_accuracy" and report[key] == report[key]:
                 lo, hi = accuracy_interval(report[key], len(idx))
                 mcol.caption(f"95% CI {lo:.0%}–{hi:.0%} · n={len(idx):,}")
+        if large:
+            fitted = cache.projection_layout(choices.dataset, bb, method, dim, choices.seed,
+                                             split_arg)[2]
+            embedmap.draw_large(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, bb, method,
+                                split_arg, emb.labels[idx], idx, coords, selected=selected,
+                                height=360 if len(backbones) == 2 else 520, fitted=fitted,
+                                on_select=partial(_on_select, f"emb_plot_{k}"))
+            continue
         if names is None:
             names = [widgets.file_label(ds, i) for i in range(len(ds))]
         embedmap.draw(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, emb.labels[idx], idx, coords,

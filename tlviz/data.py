@@ -526,9 +526,16 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 
 
 def list_datasets() -> list[DatasetInfo]:
-    """Registered datasets, then folders in the data directory and user datasets."""
+    """Registered datasets, then folders in the data directory, user datasets and
+    features-only sets (:mod:`tlviz.synth`)."""
     out = list(_REGISTRY.values())
     known = set(_REGISTRY)
+    from tlviz.synth import list_feature_sets
+
+    for info in list_feature_sets():
+        if info.name not in known:
+            out.append(info)
+            known.add(info.name)
     for base, kind in ((config.data_dir(), "datadir"), (config.user_datasets_dir(), "user")):
         if base is None:
             continue

@@ -113,7 +113,7 @@ def knn(X: np.ndarray, k: int, *, ref: np.ndarray | None = None, metric: str = "
 
 INDEX_ABOVE = 20_000  # reference rows from which a keyed search goes through a FAISS index
 IVF_ABOVE = 100_000  # exact flat index below, inverted file (approximate) from here on
-NPROBE = 32  # IVF lists visited per query (of ~4 sqrt(n)): recall@10 >= 0.95 on clustered data
+NPROBE = 32  # IVF lists visited per query (of sqrt(n)): recall@10 >= 0.95 on clustered data
 _MEMO: dict[tuple, object] = {}
 _MEMO_LOCK = threading.Lock()
 
@@ -142,7 +142,7 @@ def _prepare32(X: np.ndarray, metric: str) -> np.ndarray:
 def build_index(X: np.ndarray, metric: str = "cosine", *, ivf: bool | None = None,
                 nlist: int | None = None, nprobe: int = NPROBE, seed: int = 0):
     """A FAISS index of the rows of ``X``: exact flat below :data:`IVF_ABOVE` rows (or
-    ``ivf=False``), IVF-flat with ``nlist`` lists (default ~4 sqrt(n)), trained on a
+    ``ivf=False``), IVF-flat with ``nlist`` lists (default sqrt(n)), trained on a
     seeded sample, above (or ``ivf=True``)."""
     import faiss
 
@@ -153,7 +153,7 @@ def build_index(X: np.ndarray, metric: str = "cosine", *, ivf: bool | None = Non
     if not ivf:
         index = faiss.IndexFlatIP(d) if inner else faiss.IndexFlatL2(d)
     else:
-        nlist = nlist or max(1, min(n // 39, int(4 * math.sqrt(n))))
+        nlist = nlist or max(1, min(n // 39, int(math.sqrt(n))))
         quantizer = faiss.IndexFlatIP(d) if inner else faiss.IndexFlatL2(d)
         index = faiss.IndexIVFFlat(quantizer, d, nlist,
                                    faiss.METRIC_INNER_PRODUCT if inner else faiss.METRIC_L2)

@@ -228,6 +228,7 @@ def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
 
 
 TRUST_SAMPLE = 2000  # bigger maps: trustworthiness estimated on this many images
+TRUST_SMALLER_ABOVE = 200_000  # ... and on a quarter as many above this (each costs n distances)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -241,8 +242,21 @@ def projection_quality(ref: str, backbone: str, method: str = "umap", seed: int 
 
     emb = embeddings(ref, backbone, seed)
     idx, coords = projection(ref, backbone, method, 2, seed, split)
+    sample = TRUST_SAMPLE if len(idx) <= TRUST_SMALLER_ABOVE else TRUST_SAMPLE // 4
     return _quality(np.asarray(emb.features[idx], np.float32), coords, k=k, metric="cosine",
-                    sample=None if full else TRUST_SAMPLE)
+                    sample=None if full else sample)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def density(ref: str, backbone: str, method: str = "umap", seed: int = 0,
+            split: str | None = None, width: int = 900, height: int = 600):
+    """``tlviz.plots.density_image`` of every point of the 2D :func:`projection`:
+    (PNG data URI, x range, y range)."""
+    from tlviz.plots import density_image
+
+    idx, coords = projection(ref, backbone, method, 2, seed, split)
+    emb = embeddings(ref, backbone, seed)
+    return density_image(coords, emb.labels[idx], len(emb.classes), width, height)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
