@@ -14,7 +14,7 @@ from functools import partial
 import streamlit as st
 
 from tlviz.backbones import STORED
-from tlviz.metrics import METRIC_HELP, PROJECTION_HELP, accuracy_interval
+from tlviz.metrics import METRIC_HELP, PROJECTION_HELP, accuracy_interval, knn_loo_size
 from tlviz.synth import is_feature_set
 from ui import cache, embedmap, hovermap, nav, sidebar, state, widgets
 from ui.text import esc
@@ -131,8 +131,9 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             mcol.metric(label, fmt.format(report[key]),
                         help={**METRIC_HELP, **PROJECTION_HELP}[key] + where)
             if key == "knn5_loo_accuracy" and report[key] == report[key]:
-                lo, hi = accuracy_interval(report[key], len(idx))
-                mcol.caption(f"95% CI {lo:.0%}–{hi:.0%} · n={len(idx):,}")
+                n_loo = knn_loo_size(len(idx))  # large sets: a sample of left-out images
+                lo, hi = accuracy_interval(report[key], n_loo)
+                mcol.caption(f"95% CI {lo:.0%}–{hi:.0%} · n={n_loo:,}")
         if large:
             fitted = cache.projection_layout(choices.dataset, bb, method, dim, choices.seed,
                                              split_arg)[2]

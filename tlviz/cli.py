@@ -403,7 +403,7 @@ def _extend_parser(sub, common) -> None:
     s.add_argument("--name", default="synthetic-1m")
     s.add_argument("--n", type=int, default=1_000_000)
     s.add_argument("--dim", type=int, default=64, help="principal components kept")
-    s.add_argument("--noise", type=float, default=0.35, help="noise, x each component's spread")
+    s.add_argument("--noise", type=float, default=1.0, help="noise, x each component's spread")
     s.set_defaults(dataset="cifar10-small")
     s = common(sub.add_parser("export", help="write a run's model as ONNX or safetensors"),
                dataset=False, backbone=False)

@@ -69,6 +69,13 @@ def knn_loo_accuracy(X, y, k: int = 5, metric: str = "euclidean", index_key: str
     return float((votes.argmax(1) == inv).mean())
 
 
+def knn_loo_size(n: int, indexed: bool = True) -> int:
+    """How many left-out rows :func:`knn_loo_accuracy` averages over for ``n`` rows (its
+    interval's n): all of them, or :data:`LOO_QUERIES` for a large indexed set."""
+    big = indexed and n >= INDEX_ABOVE and faiss_available()
+    return min(n, LOO_QUERIES) if big else n
+
+
 def scatter_ratio(X, y) -> float:
     """trace(between-class scatter) / trace(within-class scatter); larger = more separated."""
     X, y = _check(X, y)

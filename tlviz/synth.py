@@ -3,8 +3,9 @@
 ``tlviz synth-features`` (or :func:`make_feature_set`) embeds a real dataset with a real
 backbone (cached as usual), reduces the features to ``dim`` principal components (fitted
 on the real features) and draws ``n`` synthetic rows, each a real image's components plus
-Gaussian noise (``noise`` x each component's spread). Every row keeps its source image's
-class and split, and shows that image as its thumbnail.
+Gaussian noise (``noise`` x each component's spread; at the default 1, copies of one image
+are not each other's nearest neighbours by construction). Every row keeps its source
+image's class and split, and shows that image as its thumbnail.
 
 The set is stored under ``$TLVIZ_HOME/features/<name>/`` (``set.npz``: the source
 thumbnails, each row's source image, labels, splits; ``features.json``: how it was made)
@@ -16,6 +17,7 @@ format) into the embedding cache under the set's key for the ``stored`` backbone
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -48,11 +50,18 @@ def load_feature_set(folder: Path, seed: int = 0):
     the splits are the source images')."""
     from tlviz.data import ImageDataset
 
-    meta = json.loads((folder / META).read_text())
+    raw = (folder / META).read_text()
+    meta = json.loads(raw)
     with np.load(folder / "set.npz", allow_pickle=False) as z:
         arrays, source, labels, splits = z["arrays"], z["source"], z["labels"], z["splits"]
-    return ImageDataset(folder.name, list(meta["classes"]), source.tolist(), labels,
-                        splits.astype(object), arrays=arrays, root=folder)
+    ds = ImageDataset(folder.name, list(meta["classes"]), source.tolist(), labels,
+                      splits.astype(object), arrays=arrays, root=folder)
+    # The fingerprint (every cache key) covers how and when the set was made, not only its
+    # thumbnails and labels: a set made again with other noise never meets stale caches.
+    h = hashlib.sha256(raw.encode())
+    h.update(hashlib.sha256((folder / "set.npz").read_bytes()).digest())
+    ds.__dict__["fingerprint"] = "fs-" + h.hexdigest()[:17]
+    return ds
 
 
 def list_feature_sets() -> list:
@@ -79,7 +88,7 @@ def list_feature_sets() -> list:
 
 
 def make_feature_set(name: str, n: int, source: str = "cifar10-small",
-                     backbone: str = "mobilenet_v2", dim: int = 64, noise: float = 0.35,
+                     backbone: str = "mobilenet_v2", dim: int = 64, noise: float = 1.0,
                      seed: int = 0, progress=None) -> Path:
     """Write the features-only set ``name`` of ``n`` rows (see the module's doc); returns
     its folder. An existing set of that name is replaced."""
