@@ -66,3 +66,14 @@ def test_keyed_search_builds_once_and_serves_metrics_and_explore(monkeypatch):
     d, i = knn(X, 5, metric="cosine", index_key="t-keyed")
     d_ref, i_ref = knn(X, 5, metric="cosine")
     assert recall_at(i, i_ref) > 0.999
+
+
+def test_the_scale_libraries_load_only_when_used():
+    import subprocess
+    import sys
+
+    code = ("import sys, tlviz.embed, tlviz.neighbours, tlviz.metrics, tlviz.project, tlviz.plots, "
+            "tlviz.synth, tlviz.cli; from tlviz.data import list_datasets; list_datasets(); "
+            "print(sorted(m for m in ('ray', 'faiss', 'datashader', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
