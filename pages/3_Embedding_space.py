@@ -91,7 +91,6 @@ if not ready:
     st.session_state["emb_go"].add(go_key)
 
 selected: list[int] = list(state.get("selection", []))
-names = None
 maps, panel = st.columns([2.9, 1], gap="medium")
 with panel:
     color_by, points = embedmap.display_choices(dim)
@@ -140,12 +139,11 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             embedmap.draw_large(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, bb, method,
                                 split_arg, emb.labels[idx], idx, coords, selected=selected,
                                 height=360 if len(backbones) == 2 else 520, fitted=fitted,
-                                on_select=partial(_on_select, f"emb_plot_{k}"))
+                                on_select=partial(_on_select, f"emb_plot_{k}"), color_by=color_by)
             continue
-        if names is None:
-            names = [widgets.file_label(ds, i) for i in range(len(ds))]
+        idx, coords = embedmap.sample_3d(emb.labels, idx, coords, choices.seed)  # 3D: <= LARGE
         embedmap.draw(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, emb.labels[idx], idx, coords,
-                      names=[names[i] for i in idx], selected=selected,
+                      names=[widgets.file_label(ds, int(i)) for i in idx], selected=selected,
                       height=360 if len(backbones) == 2 else 440,
                       on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",
                       sheets=sheets, color_by=color_by, points=points, kept=kept)

@@ -79,3 +79,14 @@ def test_the_map_page_draws_a_density_layer_and_sampled_dots_beyond_the_limit(ho
     text = " ".join(c.value for c in at.caption)
     assert "All 3,000 points drawn as a density image" in text
     assert "features-only set of 3,000" in text
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)  # 3D: an even sample
+    at.query_params.update({"dataset": "synth-big", "backbone": "tiny_random", "method": "pca",
+                            "dim": "3"})
+    at.run()
+    at.switch_page("pages/3_Embedding_space.py").run()
+    assert not at.exception, at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "images" not in fig["layout"]
+    assert sum(_length(t["x"]) for t in fig["data"] if t.get("x") is not None) == 1000
+    assert any("3D: 1,000 of 3,000 points drawn" in c.value for c in at.caption)

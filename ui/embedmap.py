@@ -82,7 +82,7 @@ def draw(key: str, chart_key: str, choices, ds, labels: np.ndarray, idx: np.ndar
 def draw_large(key: str, chart_key: str, choices, ds, backbone: str, method: str,
                split: str | None, labels: np.ndarray, idx: np.ndarray, coords: np.ndarray, *,
                selected: list[int], height: int, on_select: Callable | str,
-               fitted: np.ndarray | None) -> None:
+               fitted: np.ndarray | None, color_by: str = "class") -> None:
     """A 2D map of more than :data:`LARGE` points: every point rasterised by datashader and
     coloured by class (an image under the axes), with an even sample per class of
     :data:`LARGE` points drawn over it as dots that answer hover, click and lasso."""
@@ -99,9 +99,23 @@ def draw_large(key: str, chart_key: str, choices, ds, backbone: str, method: str
     how = "" if fitted is None else (
         f" The layout was fitted on {int(fitted.sum()):,} points (an even sample per class); "
         f"the other {int((~fitted).sum()):,} were placed on it by the method's transform.")
+    kept = (" Colouring by neighbours kept needs every point's neighbours on the map: at this "
+            "size the map is coloured by class.") if color_by == "kept" else ""
     st.caption(f"All {len(idx):,} points drawn as a density image coloured by class (datashader); "
                f"{len(pick):,} of them (an even sample per class) as dots that answer hover and "
-               f"lasso.{how}")
+               f"lasso.{how}{kept}")
+
+
+def sample_3d(labels: np.ndarray, idx: np.ndarray, coords: np.ndarray,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 3D map of more than :data:`LARGE` points keeps an even sample per class of
+    :data:`LARGE` (no density image in 3D; a note says so); smaller maps stay whole."""
+    if coords.shape[1] != 3 or len(idx) <= LARGE:
+        return idx, coords
+    pick = stratified_sample(labels[idx], LARGE, seed=seed)
+    st.caption(f"3D: {LARGE:,} of {len(idx):,} points drawn (an even sample per class); the 2D "
+               "view draws them all.")
+    return idx[pick], coords[pick]
 
 
 def selection_panel(choices, ds, selected: list[int]) -> None:
