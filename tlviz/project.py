@@ -21,6 +21,7 @@ import io
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -161,6 +162,8 @@ class Layout:
 
     coords: np.ndarray
     fitted: np.ndarray | None = None
+    seconds: float = 0.0  # to compute (or to read from the cache)
+    from_cache: bool = False
 
     @property
     def n_fitted(self) -> int:
@@ -202,8 +205,11 @@ def layout(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, *,
     hashing the features.
     """
     cfg = ProjectionConfig(method=method, dim=dim, seed=seed, **params)
+    t0 = time.perf_counter()
     if not cache:
-        return fit_and_place(X, cfg, labels, fit_max, progress)
+        out = fit_and_place(X, cfg, labels, fit_max, progress)
+        out.seconds = time.perf_counter() - t0
+        return out
     parts = {"x": key or features_digest(X), "n": int(len(X)), **asdict(cfg)}
     if len(X) > fit_max:  # the keys of fully fitted layouts stay as they were
         parts["fit_max"] = fit_max
@@ -217,8 +223,9 @@ def layout(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, *,
             fitted = _load(fit_path) if len(X) > fit_max else None
             if arr.shape == (len(X), dim) and np.isfinite(arr).all() and (
                     fitted is None or fitted.shape == (len(X),)):
-                return Layout(arr, fitted)
+                return Layout(arr, fitted, time.perf_counter() - t0, True)
     out = fit_and_place(X, cfg, labels, fit_max, progress)
+    out.seconds = time.perf_counter() - t0
     if out.fitted is not None:
         _save(fit_path, out.fitted)
     _save(path, out.coords)
