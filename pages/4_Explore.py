@@ -6,9 +6,13 @@ The tabs' bodies are fragments in ``ui/explore_tabs.py``: working in one tab rer
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from tlviz import explore
+from tlviz.backbones import STORED
+from tlviz.synth import is_feature_set
 from ui import cache, sidebar, state, widgets
 from ui import explore_tabs as tabs
 
@@ -19,6 +23,8 @@ st.caption("Hover a point to see its image, click it for its nearest neighbours,
            "Distances are measured on the full feature vectors, not on the 2D picture.")
 
 ds = widgets.dataset_or_stop(choices)
+if is_feature_set(ds):  # a features-only set has one backbone: its stored features
+    choices = replace(choices, backbone=STORED)
 emb = widgets.embeddings_or_stop(choices)
 
 c1, c2, c3, c4 = st.columns([2, 2, 2, 3])

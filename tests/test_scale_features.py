@@ -90,3 +90,24 @@ def test_the_map_page_draws_a_density_layer_and_sampled_dots_beyond_the_limit(ho
     assert "images" not in fig["layout"]
     assert sum(_length(t["x"]) for t in fig["data"] if t.get("x") is not None) == 1000
     assert any("3D: 1,000 of 3,000 points drawn" in c.value for c in at.caption)
+
+
+def test_explore_opens_a_large_features_only_set(home, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    src = make_image_folder(tmp_path / "src3", n_classes=3, per_class=8, size=32)
+    make_feature_set("synth-ex", 3000, str(src), "tiny_random", dim=6)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update({"dataset": "synth-ex", "backbone": "tiny_random",
+                            "explore_method": "pca"})
+    at.run()
+    import ui.embedmap
+
+    monkeypatch.setattr(ui.embedmap, "LARGE", 1000)
+    at.switch_page("pages/4_Explore.py").run()
+    assert not at.exception, at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(fig["layout"]["images"]) == 1
+    dots = sum(_length(t["x"]) for t in fig["data"] if t.get("x") is not None)
+    assert 1000 <= dots <= 1000 + 2 * 9  # the sample, plus the ringed image and neighbours
+    assert any("All 3,000 images as a density image" in c.value for c in at.caption)
