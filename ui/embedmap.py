@@ -89,8 +89,8 @@ def draw_large(key: str, chart_key: str, choices, ds, backbone: str, method: str
     pick = stratified_sample(labels, LARGE, seed=choices.seed)
     fig = embedding_figure(coords[pick], labels[pick], ds.classes, idx[pick],
                            names=[ds.path(int(i)) for i in idx[pick]], highlight=selected or None,
-                           height=height, dragmode="pan", marker_size=3, webgl=True)
-    fig.update_traces(marker={"opacity": 0.55, "line": {"width": 0}})
+                           height=height, dragmode="pan", marker_size=2, webgl=True)
+    fig.update_traces(marker={"opacity": 0.35, "line": {"width": 0}})  # the image shows through
     uri, xr, yr = cache.density(choices.dataset, backbone, method, choices.seed, split)
     add_density_layer(fig, uri, xr, yr)
     with st.container(key=key):
