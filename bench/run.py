@@ -4,6 +4,7 @@
     python bench/run.py --quick    # smoke run: fewer repeats and sizes
     python bench/run.py --big      # also 50,000 images in the scaling table
     python bench/run.py embed app  # only some scripts (names as in bench_<name>.py)
+    python bench/run.py scale      # issue #14: both engines, 50k-1M points, the large map
 
 Each script runs in its own process and prints one Markdown table. RESULTS.md keeps one
 section per script: a partial run replaces only its own sections, each stamped with the
@@ -25,7 +26,7 @@ from common import BENCH_DIR, ROOT, machine_info
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 ORDER = ["startup", "app", "hover", "eval", "calibration", "labels", "embed", "project", "heads",
-         "scaling", "ladder", "classroom"]
+         "scaling", "scale", "ladder", "classroom"]
 MARK = re.compile(r"<!-- bench:(\w+) -->\n(.*?)(?=<!-- bench:|\Z)", re.S)
 
 

@@ -13,7 +13,9 @@ from functools import partial
 
 import streamlit as st
 
-from tlviz.metrics import METRIC_HELP, PROJECTION_HELP, accuracy_interval
+from tlviz.backbones import STORED
+from tlviz.metrics import METRIC_HELP, PROJECTION_HELP, accuracy_interval, knn_loo_size
+from tlviz.synth import is_feature_set
 from ui import cache, embedmap, hovermap, nav, sidebar, state, widgets
 from ui.text import esc
 
@@ -44,17 +46,25 @@ if not choices.presenter:
 
 ds = widgets.dataset_or_stop(choices)
 widgets.showing(choices)
-available = {b.name: b for b in cache.backbones((choices.backbone,))}
+feature_set = is_feature_set(ds)  # features only: its own stored features, no images to embed
+available = {b.name: b for b in cache.backbones((STORED if feature_set else choices.backbone,))
+             if b.name == STORED or not feature_set}
 others = ["none", *(b for b, a in available.items() if a.ok and b != choices.backbone)]
 no_weights = [b for b, a in available.items() if not a.ok and b != choices.backbone]
 c1, c2, c3, c4 = st.columns([3, 2.4, 0.1, 0.1] if choices.presenter else [3, 1.9, 1, 1.3])
-compare = c1.selectbox(
-    f"Beside {choices.backbone} (the sidebar's backbone), show", others,
-    format_func=lambda b: "nothing (one map)" if b == "none" else b,
-    help="The sidebar's backbone is the one every page uses; put another beside it here. "
-         + (f"Not on this machine (no weights): {', '.join(no_weights)}." if no_weights else ""),
-    **state.widget("compare", "pixels" if "pixels" in others and not choices.presenter
-                   else "none", others))  # a room sees one big map unless asked
+compare = "none"
+if feature_set:
+    c1.caption(f"A features-only set of {len(ds):,} synthetic points (each shows the real image "
+               "it was made from): its stored features, no backbone to choose.")
+else:
+    compare = c1.selectbox(
+        f"Beside {choices.backbone} (the sidebar's backbone), show", others,
+        format_func=lambda b: "nothing (one map)" if b == "none" else b,
+        help="The sidebar's backbone is the one every page uses; put another beside it here. "
+             + (f"Not on this machine (no weights): {', '.join(no_weights)}." if no_weights
+                else ""),
+        **state.widget("compare", "pixels" if "pixels" in others and not choices.presenter
+                       else "none", others))  # a room sees one big map unless asked
 method = c2.segmented_control("Projection", list(METHODS), format_func=METHODS.get,
                               **state.widget("method", "umap", list(METHODS))) or "umap"
 splits = ["all", *ds.split_names]
@@ -66,11 +76,14 @@ else:
     split = c4.selectbox("Images", splits, format_func=lambda s: "all splits" if s == "all" else s,
                          **state.widget("split", "all", splits))
 split_arg = None if split == "all" else split
-if not available[choices.backbone].ok:
+if feature_set:
+    backbones = [STORED]
+elif not available[choices.backbone].ok:
     st.error(f"**{esc(choices.backbone)}** (the sidebar's backbone): weights are not on this "
              f"machine. {esc(available[choices.backbone].why)} Pick another in the sidebar.")
     st.stop()
-backbones = [choices.backbone] + ([compare] if compare != "none" else [])
+else:
+    backbones = [choices.backbone] + ([compare] if compare != "none" else [])
 
 go_key = (choices.dataset, choices.seed, tuple(backbones))
 ready = len(ds) <= AUTO_LIMIT or go_key in st.session_state.setdefault("emb_go", set()) or all(
@@ -84,11 +97,11 @@ if not ready:
 
 selected: list[int] = list(state.get("selection", [], bounds=(0, len(ds) - 1),
                                      max_items=state.MAX_URL_ITEMS))
-names = None
 maps, panel = st.columns([2.9, 1], gap="medium")
 with panel:
     color_by, points, run_id = embedmap.display_choices(dim, choices)
-    sheets = hovermap.sprites(choices.dataset, choices.seed) if dim == 2 else None
+    small = len(ds) <= embedmap.LARGE  # larger: a density image + sampled dots, no sprites
+    sheets = hovermap.sprites(choices.dataset, choices.seed) if dim == 2 and small else None
 cols = maps.columns(len(backbones), gap="medium")
 for k, (col, bb) in enumerate(zip(cols, backbones)):
     with col:
@@ -102,7 +115,8 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
                 args = (choices.dataset, bb, method, choices.seed, split_arg, embedmap.K)
                 quality = cache.projection_quality(*args) if dim == 2 else {}
                 kept = quality.get("kept")
-                if kept is None and dim == 2 and color_by == "kept":  # all points, not a sample
+                large = dim == 2 and len(idx) > embedmap.LARGE
+                if kept is None and dim == 2 and color_by == "kept" and not large:  # all points
                     kept = cache.projection_quality(*args, full=True)["kept"]
             report = {**cache.separation(choices.dataset, bb, choices.seed, split_arg),
                       "trustworthiness": quality.get("trustworthiness", float("nan"))}
@@ -122,12 +136,20 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
             mcol.metric(label, fmt.format(report[key]),
                         help={**METRIC_HELP, **PROJECTION_HELP}[key] + where)
             if key == "knn5_loo_accuracy" and report[key] == report[key]:
-                lo, hi = accuracy_interval(report[key], len(idx))
-                mcol.caption(f"95% CI {lo:.0%}–{hi:.0%} · n={len(idx):,}")
-        if names is None:
-            names = [widgets.file_label(ds, i) for i in range(len(ds))]
+                n_loo = knn_loo_size(len(idx))  # large sets: a sample of left-out images
+                lo, hi = accuracy_interval(report[key], n_loo)
+                mcol.caption(f"95% CI {lo:.0%}–{hi:.0%} · n={n_loo:,}")
+        if large:
+            fitted = cache.projection_layout(choices.dataset, bb, method, dim, choices.seed,
+                                             split_arg)[2]
+            embedmap.draw_large(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, bb, method,
+                                split_arg, emb.labels[idx], idx, coords, selected=selected,
+                                height=360 if len(backbones) == 2 else 520, fitted=fitted,
+                                on_select=partial(_on_select, f"emb_plot_{k}"), color_by=color_by)
+            continue
+        idx, coords = embedmap.sample_3d(emb.labels, idx, coords, choices.seed)  # 3D: <= LARGE
         embedmap.draw(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, emb.labels[idx], idx, coords,
-                      names=[names[i] for i in idx], selected=selected,
+                      names=[widgets.file_label(ds, int(i)) for i in idx], selected=selected,
                       height=((640 if len(backbones) == 2 else 780) if choices.presenter
                               else 360 if len(backbones) == 2 else 440),
                       on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",

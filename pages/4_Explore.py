@@ -6,9 +6,13 @@ The tabs' bodies are fragments in ``ui/explore_tabs.py``: working in one tab rer
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from tlviz import explore
+from tlviz.backbones import STORED
+from tlviz.synth import is_feature_set
 from ui import cache, sidebar, state, widgets
 from ui import explore_tabs as tabs
 
@@ -19,6 +23,8 @@ st.caption("Hover a point to see its image, click it for its nearest neighbours,
            "Distances are measured on the full feature vectors, not on the 2D picture.")
 
 ds = widgets.dataset_or_stop(choices)
+if is_feature_set(ds):  # a features-only set has one backbone: its stored features
+    choices = replace(choices, backbone=STORED)
 widgets.showing(choices)
 emb = widgets.embeddings_or_stop(choices)
 
@@ -48,7 +54,8 @@ if len(idx) < 3:
 view = tabs.View(ds, emb, choices.dataset, choices.backbone, choices.seed, split, method,
                  metric, k, idx)
 image = tabs.current_image(view)
-nb = explore.neighbours(emb.features, emb.labels, image, k, metric, view.mask)
+nb = explore.neighbours(emb.features, emb.labels, image, k, metric, view.mask,
+                        index_key=emb.key)  # large sets: from the cached FAISS index
 tabs.chart(view, coords, image, nb)
 st.caption("Ringed: the current image and its neighbours. Lasso or box (toolbar, top right) "
            "selects a region; double-click the plot to clear the drawing.")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything tlviz needs in a virtual environment, idempotently.
 #   TLVIZ_VENV   where the venv lives (default: .venv in the project)
-#   $1 = "dev"   also install the test tools and Debian's chromium (for the browser test)
+#   $1 = "dev"   also install the test tools, the scale extras (Ray, FAISS, datashader:
+#                requirements-scale.txt) and Debian's chromium (for the browser test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${TLVIZ_VENV:-.venv}"
@@ -13,7 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q --upgrade pip
 fi
 reqs="requirements.txt"
-[ "${1:-}" = "dev" ] && reqs="$reqs requirements-dev.txt"
+[ "${1:-}" = "dev" ] && reqs="$reqs requirements-dev.txt requirements-scale.txt"
 stamp="$VENV/.tlviz-stamp"
 want="$(cat $reqs | sha256sum | cut -c1-16)-$reqs"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

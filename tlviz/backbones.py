@@ -37,7 +37,7 @@ class BackboneSpec:
     builder: Callable[[bool], FeatureNet]
     feature_dim: int
     preprocess: Preprocess
-    source: str = "bundled"  # bundled | torchvision | none | random
+    source: str = "bundled"  # bundled | torchvision | none | random | stored
     description: str = ""
     weights: Callable[[], Path | None] = lambda: None  # local weights file, if any
     weights_help: Callable[[], str] = lambda: ""
@@ -48,6 +48,8 @@ class BackboneSpec:
         """(usable offline right now, why/why not) — checks files only, never the network."""
         if self.source in ("none", "random"):
             return True, "no weights needed"
+        if self.source == "stored":
+            return True, "features stored with the set (tlviz synth-features)"
         if self.weights() is not None:
             return True, "weights on disk"
         return False, self.weights_help()
@@ -124,6 +126,17 @@ register_backbone(BackboneSpec(
 register_backbone(BackboneSpec(
     "tiny_random", lambda pretrained: _nets().tiny_random(pretrained), 16, Preprocess(32),
     source="random", hidden=True, description="a tiny randomly initialised CNN (tests only)"))
+
+
+def _no_network(pretrained: bool):
+    raise BadInput("a features-only set has no network: its features were stored when it was "
+                   "made (tlviz synth-features); make it again if its cache was cleared")
+
+
+STORED = "stored"  # the backbone of features-only sets (tlviz.synth): their own stored features
+register_backbone(BackboneSpec(
+    STORED, _no_network, 0, Preprocess(32), source="stored", hidden=True,
+    description="a features-only set's own stored features (no images to embed)"))
 
 
 # ----------------------------------------------------------------------------- torchvision zoo

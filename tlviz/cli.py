@@ -84,13 +84,13 @@ def cmd_embed(args) -> int:
     _warn_dataset(ds)
     t0 = time.perf_counter()
     emb = embed(ds, args.backbone, backend=args.backend, progress=_progress_bar("embed"),
-                int8=args.int8)
+                int8=args.int8, engine=args.engine, address=args.address, actors=args.actors)
     secs = time.perf_counter() - t0
     rep = separation_report(*emb.split(None))
     out = {"dataset": ds.name, "backbone": args.backbone, "images": len(ds),
            "dim": int(emb.features.shape[1]), "seconds": round(secs, 3), "from_cache": emb.from_cache,
            "images_per_second": round(len(ds) / secs, 1) if not emb.from_cache else None,
-           "failed": len(emb.failed), **{k: round(v, 4) for k, v in rep.items()}}
+           "engine": args.engine, "failed": len(emb.failed), **{k: round(v, 4) for k, v in rep.items()}}
     _emit(args, out, "\n".join(f"{k:<20} {v}" for k, v in out.items()))
     return 0
 
@@ -100,13 +100,16 @@ def cmd_project(args) -> int:
 
     from tlviz.data import load_dataset
     from tlviz.embed import embed
-    from tlviz.project import project
+    from tlviz.project import layout
 
     ds = load_dataset(args.dataset, seed=args.seed, download=args.download)
     emb = embed(ds, args.backbone, progress=_progress_bar("embed"))
     idx = emb.indices(None)
     t0 = time.perf_counter()
-    xy = project(np.asarray(emb.features[idx]), args.method, args.dim, args.seed, key=emb.key)
+    # the dashboard's key and stratification: a layout made here is a cache hit there
+    lay = layout(np.asarray(emb.features[idx]), args.method, args.dim, 0, labels=emb.labels[idx],
+                 key=f"{emb.key}:all:{len(idx)}", progress=_progress_bar("project"))
+    xy = lay.coords
     secs = time.perf_counter() - t0
     if args.out:
         import pandas as pd
@@ -117,7 +120,8 @@ def cmd_project(args) -> int:
         df["path"] = [ds.path(int(i)) for i in idx]
         df.to_csv(args.out, index=False)
     out = {"dataset": ds.name, "backbone": args.backbone, "method": args.method, "dim": args.dim,
-           "points": len(idx), "seconds": round(secs, 3), "out": args.out}
+           "points": len(idx), "fitted": lay.n_fitted, "placed": len(idx) - lay.n_fitted,
+           "seconds": round(secs, 3), "out": args.out}
     _emit(args, out, "\n".join(f"{k:<10} {v}" for k, v in out.items()))
     return 0
 
@@ -241,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = common(sub.add_parser("embed", help="embed a dataset (cached) and print separation"))
     s.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
     s.add_argument("--int8", action="store_true", help="INT8-quantised ONNX model")
+    s.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: threads + one session (default); ray: Ray Data actors writing "
+                   "Parquet shards (pip install -r requirements-scale.txt)")
+    s.add_argument("--address", help="with --engine ray: a running cluster's address "
+                   "(e.g. 10.0.0.1:6379 or auto); default: start a local one")
+    s.add_argument("--actors", type=int, help="with --engine ray: actors in the pool")
     s = common(sub.add_parser("project", help="UMAP/PCA/t-SNE of a dataset's embedding"))
     s.add_argument("--method", default="umap", choices=["umap", "pca", "tsne"])
     s.add_argument("--dim", type=int, default=2, choices=[2, 3])
@@ -354,6 +364,20 @@ def cmd_label_issues(args) -> int:
     return 0
 
 
+def cmd_synth_features(args) -> int:
+    """A features-only set of ``--n`` synthetic points from a real dataset's features."""
+    from tlviz.synth import make_feature_set
+
+    t0 = time.perf_counter()
+    folder = make_feature_set(args.name, args.n, args.dataset, args.backbone, dim=args.dim,
+                              noise=args.noise, seed=args.seed, progress=_progress_bar("synth"))
+    out = {"name": args.name, "rows": args.n, "source": args.dataset, "backbone": args.backbone,
+           "dim": args.dim, "folder": str(folder), "seconds": round(time.perf_counter() - t0, 2),
+           "open": f"the dashboard's dataset picker, or --dataset {args.name} --backbone stored"}
+    _emit(args, out, "\n".join(f"{k:<10} {v}" for k, v in out.items()))
+    return 0
+
+
 def _extend_parser(sub, common) -> None:
     s = common(sub.add_parser("ladder", help="the seeds' ladder: pixels, scratch CNN, +aug, "
                               "feature extraction, fine-tune; mean ± std over seeds"))
@@ -374,6 +398,13 @@ def _extend_parser(sub, common) -> None:
     s.add_argument("--head", action="append", choices=["knn", "logistic", "mlp"], help="repeatable")
     s.add_argument("--seed", type=int, default=0)
     common(sub.add_parser("label-issues", help="likely mislabelled images (confident learning)"))
+    s = common(sub.add_parser("synth-features", help="a features-only set of N synthetic points "
+                              "(a real dataset's features + noise) for the large-map views"))
+    s.add_argument("--name", default="synthetic-1m")
+    s.add_argument("--n", type=int, default=1_000_000)
+    s.add_argument("--dim", type=int, default=64, help="principal components kept")
+    s.add_argument("--noise", type=float, default=1.0, help="noise, x each component's spread")
+    s.set_defaults(dataset="cifar10-small")
     s = common(sub.add_parser("export", help="write a run's model as ONNX or safetensors"),
                dataset=False, backbone=False)
     s.add_argument("run_id", type=int)
@@ -385,7 +416,7 @@ def _extend_parser(sub, common) -> None:
 COMMANDS = {"datasets": cmd_datasets, "backbones": cmd_backbones, "embed": cmd_embed,
             "project": cmd_project, "train": cmd_train, "runs": cmd_runs, "ladder": cmd_ladder,
             "curve": cmd_curve, "eval": cmd_eval, "label-issues": cmd_label_issues,
-            "export": cmd_export}
+            "export": cmd_export, "synth-features": cmd_synth_features}
 
 
 def main(argv: list[str] | None = None) -> int:

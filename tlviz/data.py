@@ -587,11 +587,17 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 
 
 def list_datasets() -> list[DatasetInfo]:
-    """Registered datasets, then folders in the data directory and user datasets."""
+    """Registered datasets, features-only sets (:mod:`tlviz.synth`), then folders in the
+    data directory and user datasets."""
     from tlviz import workspaces
+    from tlviz.synth import list_feature_sets
 
     out = list(_REGISTRY.values())
     known = set(_REGISTRY)
+    for info in list_feature_sets():
+        if info.name not in known:
+            out.append(info)
+            known.add(info.name)
     bases: list[tuple[Path | None, str]] = [(config.data_dir(), "datadir")]
     if workspaces.classroom():  # shared published ones, then the active workspace's own
         pub = workspaces.published().datasets_dir

@@ -5,6 +5,10 @@ torch, cached as ``.onnx``); torch is the fallback and runs anything trained. De
 (JPEG at reduced scale) overlaps inference in worker threads, and features stream to
 a memory-mapped file, so memory stays bounded for any dataset size.
 
+``engine="ray"`` runs the same decode + preprocess + ONNX Runtime embedder in Ray Data
+actors (:mod:`tlviz.rayembed`) and writes Parquet shards under the same cache key; the
+loader reads either format, so each engine's output is a cache hit for the other.
+
 >>> from tlviz.data import load_dataset
 >>> emb = embed(load_dataset("digits"), "pixels")
 >>> emb.features.shape
@@ -99,30 +103,62 @@ def _read_cache(npy: Path, meta_path: Path, n: int) -> tuple[np.ndarray, dict] |
         return None
 
 
+ENGINES = ("local", "ray")
+
+
+def cache_paths(key: str) -> tuple[Path, Path, Path]:
+    """(memmap .npy, its .json metadata, Parquet shards folder) of one embedding cache key."""
+    folder = config.cache_dir("embeddings")
+    return folder / f"{key}.npy", folder / f"{key}.json", folder / f"{key}.parquet"
+
+
+def is_cached(dataset: ImageDataset, backbone: str, int8: bool = False) -> bool:
+    """True when either engine's output for these features is on disk (complete)."""
+    npy, meta, shards = cache_paths(cache_key(dataset, get_backbone_spec(backbone),
+                                              "int8" if int8 else ""))
+    return (npy.exists() and meta.exists()) or (shards / SHARDS_META).exists()
+
+
 def embed(dataset: ImageDataset, backbone: str = "mobilenet_v2", *, backend: str = "auto",
           batch_size: int = 32, progress: Progress | None = None, cache: bool = True,
-          int8: bool = False) -> Embeddings:
+          int8: bool = False, engine: str = "local", address: str | None = None,
+          actors: int | None = None) -> Embeddings:
     """Features for every image of ``dataset`` through ``backbone``, cached on disk.
 
     ``backend``: "onnx", "torch" or "auto" (ONNX Runtime when available). A repeated call
     returns from the cache; concurrent callers (threads or processes) compute once.
+    ``engine``: "local" (threads + one session, a memmap cache) or "ray" (Ray Data actors,
+    Parquet shards; ``address`` of a running cluster, else a local one starts; ``actors``
+    in the pool). Either engine's cache serves both.
     """
+    if engine not in ENGINES:
+        raise UnknownName(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
     spec = get_backbone_spec(backbone)
     key = cache_key(dataset, spec, "int8" if int8 else "")
-    folder = config.cache_dir("embeddings")
-    npy, meta_path = folder / f"{key}.npy", folder / f"{key}.json"
+    npy, meta_path, shards = cache_paths(key)
     t0 = time.perf_counter()
     if cache:
-        with config.file_lock(folder / f"{key}.lock"):
-            hit = _read_cache(npy, meta_path, len(dataset)) if npy.exists() else None
+        with config.file_lock(npy.with_suffix(".lock")):
+            hit = _read_any(npy, meta_path, shards, len(dataset))
+            from_cache = hit is not None
             if hit is None:
-                _compute_to(npy, meta_path, dataset, spec, backend, batch_size, progress, int8)
-                hit = _read_cache(npy, meta_path, len(dataset))
-                from_cache = False
-            else:
-                from_cache = True
+                if engine == "ray":
+                    if int8:
+                        raise BadInput("int8 runs on the local engine only")
+                    from tlviz import rayembed
+
+                    rayembed.embed_to(shards, dataset, spec.name, backend=backend,
+                                      batch_size=batch_size, address=address, actors=actors,
+                                      progress=progress)
+                else:
+                    _compute_to(npy, meta_path, dataset, spec, backend, batch_size, progress, int8)
+                hit = _read_any(npy, meta_path, shards, len(dataset))
+                if hit is None:
+                    raise BadInput(f"the {engine} engine wrote no readable cache for {key}")
         arr, meta = hit
     else:
+        if engine == "ray":
+            raise BadInput("the ray engine writes to the cache: use cache=True")
         arr = np.empty((len(dataset), spec.feature_dim), np.float32)
         meta = {"failed": _extract(arr, dataset, spec, backend, batch_size, progress, int8)}
         from_cache = False
@@ -133,6 +169,82 @@ def embed(dataset: ImageDataset, backbone: str = "mobilenet_v2", *, backend: str
         progress(len(dataset), len(dataset), "from cache")
     return Embeddings(arr, dataset.labels, dataset.splits, list(dataset.classes), backbone, key,
                       valid, time.perf_counter() - t0, from_cache, failed)
+
+
+def _read_any(npy: Path, meta_path: Path, shards: Path, n: int) -> tuple[np.ndarray, dict] | None:
+    """The local engine's memmap if there, else the Ray engine's Parquet shards, else None."""
+    if npy.exists():
+        hit = _read_cache(npy, meta_path, n)
+        if hit is not None:
+            return hit
+    if (shards / SHARDS_META).exists():
+        try:
+            return read_shards(shards, n)
+        except (OSError, ValueError, KeyError, TypeError, BadInput):  # damaged: recompute
+            import shutil
+
+            shutil.rmtree(shards, ignore_errors=True)
+    return None
+
+
+# ----------------------------------------------------------------------------- Parquet shards
+
+SHARDS_META = "_tlviz.json"  # written last: its presence marks a complete set of shards
+
+
+def shard_table(ids, paths, labels, splits, features: np.ndarray, errors=None):
+    """One Parquet shard's Arrow table: ``id, path, label, split, embedding`` (Arrow's
+    ``arrow.fixed_shape_tensor`` extension type) and ``error`` (null when the image read)."""
+    import pyarrow as pa
+
+    feats = np.ascontiguousarray(features, dtype=np.float32)
+    return pa.table({
+        "id": pa.array(np.asarray(ids, np.int64)),
+        "path": pa.array([str(p) for p in paths], pa.string()),
+        "label": pa.array(np.asarray(labels, np.int64)),
+        "split": pa.array([str(s) for s in splits], pa.string()),
+        "embedding": pa.FixedShapeTensorArray.from_numpy_ndarray(feats),
+        "error": pa.array(list(errors) if errors is not None else [None] * len(feats), pa.string()),
+    })
+
+
+def finish_shards(folder: Path, rows: int, backbone: str, engine: str, **extra) -> None:
+    """Mark a folder of shards complete (after checking it holds ``rows`` rows)."""
+    import pyarrow.dataset as pads
+
+    got = pads.dataset(folder, format="parquet").count_rows()
+    if got != rows:
+        raise BadInput(f"{folder.name}: {got} rows written, expected {rows}")
+    tmp = folder / f".{SHARDS_META}.tmp"
+    tmp.write_text(json.dumps({"rows": rows, "backbone": backbone, "engine": engine,
+                               "created": time.time(), **extra}))
+    os.replace(tmp, folder / SHARDS_META)
+
+
+def read_shards(folder: Path, n: int | None = None) -> tuple[np.ndarray, dict]:
+    """(features in id order, metadata with ``failed``) from a folder of Parquet shards."""
+    import pyarrow.dataset as pads
+
+    meta = json.loads((folder / SHARDS_META).read_text())
+    table = pads.dataset(folder, format="parquet").to_table(columns=["id", "embedding", "error"])
+    rows = meta["rows"] if n is None else n
+    if meta.get("rows") != rows or table.num_rows != rows:
+        raise BadInput("shards do not match the dataset")
+    ids = table.column("id").to_numpy()
+    if not np.array_equal(np.sort(ids), np.arange(rows)):
+        raise BadInput("shards do not cover every image once")
+    col = table.column("embedding")
+    out = None
+    start = 0
+    for chunk in col.chunks:  # one copy, straight into id order
+        part = np.asarray(chunk.to_numpy_ndarray(), dtype=np.float32)
+        if out is None:
+            out = np.empty((rows, part.shape[1]), np.float32)
+        out[ids[start:start + len(part)]] = part
+        start += len(part)
+    errors = table.column("error").to_pylist()
+    meta["failed"] = sorted((int(i), e) for i, e in zip(ids, errors) if e is not None)
+    return out, meta
 
 
 def _compute_to(npy: Path, meta_path: Path, dataset, spec, backend, batch_size, progress, int8):
@@ -279,5 +391,6 @@ def embed_images(images: list, backbone: str | FeatureNet, spec: BackboneSpec | 
     return run(batch)
 
 
-__all__ = ["Embeddings", "embed", "embed_images", "export_onnx", "iter_batches", "onnx_session",
+__all__ = ["ENGINES", "Embeddings", "cache_paths", "embed", "finish_shards", "is_cached",
+           "read_shards", "shard_table", "embed_images", "export_onnx", "iter_batches", "onnx_session",
            "torch_features"]

@@ -34,7 +34,16 @@ from tlviz.data import ImageDataset
 from tlviz.embed import Embeddings, embed_images, iter_batches, torch_features
 from tlviz.errors import BadInput
 from tlviz.metrics import separation_report
-from tlviz.neighbours import METRICS, knn, pairwise, vote
+from tlviz.neighbours import (
+    INDEX_ABOVE,
+    METRICS,
+    faiss_available,
+    index_for,
+    index_search,
+    knn,
+    pairwise,
+    vote,
+)
 from tlviz.nets import FeatureNet
 from tlviz.project import ProjectionConfig, Projector
 
@@ -49,15 +58,29 @@ def _rows(n: int, mask: np.ndarray | None) -> np.ndarray:
 
 
 def neighbours(X: np.ndarray, y: np.ndarray, i: int, k: int = 8, metric: str = "cosine",
-               mask: np.ndarray | None = None) -> pd.DataFrame:
+               mask: np.ndarray | None = None, index_key: str | None = None) -> pd.DataFrame:
     """The ``k`` nearest neighbours of row ``i`` in the full feature space.
 
     Returns a DataFrame (rank order) with columns ``index`` (row of X), ``distance``,
     ``label`` and ``same_class``. ``mask`` limits the candidates (e.g. ``emb.valid``).
+    ``index_key`` names ``X`` (e.g. its embedding's key): a large ``X`` is then searched
+    through its cached FAISS index (:func:`tlviz.neighbours.index_for`).
     """
-    X, y = np.asarray(X), np.asarray(y)
     if not 0 <= i < len(X):
         raise IndexError(f"row {i} is outside 0..{len(X) - 1}")
+    y = np.asarray(y)
+    if index_key is not None and len(X) >= INDEX_ABOVE and faiss_available():
+        ok = np.ones(len(X), bool) if mask is None else np.asarray(mask, bool).copy()
+        ok[i] = False
+        want = k + 1 + (len(X) - int(ok.sum()))  # room for every row the mask leaves out
+        if want <= 4 * (k + 1) + 1024:
+            d, nb = index_search(index_for(X, metric, index_key), np.asarray(X[i:i + 1]),
+                                 min(want, len(X)), metric)
+            keep = (nb[0] >= 0) & ok[np.maximum(nb[0], 0)]
+            idx, dist = nb[0][keep][:k], d[0][keep][:k]
+            return pd.DataFrame({"index": idx, "distance": dist, "label": y[idx],
+                                 "same_class": y[idx] == y[i]})
+    X = np.asarray(X)
     cand = _rows(len(X), mask)
     cand = cand[cand != i]
     if not len(cand):

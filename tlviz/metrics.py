@@ -9,7 +9,19 @@ from __future__ import annotations
 import numpy as np
 
 from tlviz.errors import BadInput
-from tlviz.neighbours import distance_blocks, knn, silhouette_samples, vote
+from tlviz.neighbours import (
+    INDEX_ABOVE,
+    distance_blocks,
+    drop_self,
+    faiss_available,
+    index_for,
+    index_search,
+    knn,
+    silhouette_samples,
+    vote,
+)
+
+LOO_QUERIES = 10_000  # large indexed sets: kNN accuracy estimated on this many left-out rows
 
 
 def _check(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,16 +46,34 @@ def silhouette(X, y, max_samples: int = 4000, seed: int = 0, metric: str = "eucl
     return float(silhouette_samples(X, y, metric).mean())
 
 
-def knn_loo_accuracy(X, y, k: int = 5, metric: str = "euclidean") -> float:
-    """Leave-one-out k-nearest-neighbour accuracy (majority vote, ties to the nearest)."""
+def knn_loo_accuracy(X, y, k: int = 5, metric: str = "euclidean", index_key: str | None = None,
+                     seed: int = 0) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy (majority vote, ties to the nearest).
+
+    ``index_key`` (large sets, FAISS installed): neighbours from the cached index of ``X``,
+    each of a seeded sample of :data:`LOO_QUERIES` rows left out in turn (an estimate)."""
     X, y = _check(X, y)
     if len(X) < 2:
         return float("nan")
     k = min(k, len(X) - 1)
-    _, idx = knn(X, k, metric=metric)
     classes, inv = np.unique(y, return_inverse=True)
+    if index_key is not None and len(X) >= INDEX_ABOVE and faiss_available():
+        rows = np.arange(len(X))
+        if len(X) > LOO_QUERIES:
+            rows = np.sort(np.random.default_rng(seed).choice(len(X), LOO_QUERIES, replace=False))
+        d, i = index_search(index_for(X, metric, index_key), X[rows], k + 1, metric)
+        _, idx = drop_self(d, i, rows, k)
+        return float((vote(inv[idx], len(classes)).argmax(1) == inv[rows]).mean())
+    _, idx = knn(X, k, metric=metric)
     votes = vote(inv[idx], len(classes))  # each point's k nearest others
     return float((votes.argmax(1) == inv).mean())
+
+
+def knn_loo_size(n: int, indexed: bool = True) -> int:
+    """How many left-out rows :func:`knn_loo_accuracy` averages over for ``n`` rows (its
+    interval's n): all of them, or :data:`LOO_QUERIES` for a large indexed set."""
+    big = indexed and n >= INDEX_ABOVE and faiss_available()
+    return min(n, LOO_QUERIES) if big else n
 
 
 def scatter_ratio(X, y) -> float:
@@ -59,7 +89,8 @@ def scatter_ratio(X, y) -> float:
     return between / within if within > 0 else float("inf")
 
 
-def separation_report(X, y, k: int = 5, metric: str = "cosine") -> dict[str, float]:
+def separation_report(X, y, k: int = 5, metric: str = "cosine",
+                      index_key: str | None = None) -> dict[str, float]:
     """All three separation metrics, as a dict for a table beside a plot.
 
     Silhouette and the kNN score use one distance, ``metric`` (cosine by default: the
@@ -67,10 +98,11 @@ def separation_report(X, y, k: int = 5, metric: str = "cosine") -> dict[str, flo
     different questions: the silhouette compares an image's *average* distance to its own
     class with the nearest other class's, so a class spread over several looks (ants on
     flowers, ants on soil) scores low even when every image's few nearest neighbours share
-    its label, which is what the kNN score measures.
+    its label, which is what the kNN score measures. ``index_key``: see
+    :func:`knn_loo_accuracy` (large sets).
     """
     return {"silhouette": silhouette(X, y, metric=metric),
-            f"knn{k}_loo_accuracy": knn_loo_accuracy(X, y, k, metric=metric),
+            f"knn{k}_loo_accuracy": knn_loo_accuracy(X, y, k, metric=metric, index_key=index_key),
             "scatter_ratio": scatter_ratio(X, y)}
 
 

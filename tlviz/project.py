@@ -3,6 +3,10 @@
 A classroom must see the same picture every time, so every method is seeded by
 default. Results are cached on disk under a key of the features and the parameters.
 
+Above :data:`FIT_ABOVE` points the layout is fitted on a stratified sample of that many
+(even per class when labels are given) and every other point is placed by the method's
+own ``transform``, in batches; :func:`layout` says which points were fitted and which placed.
+
 >>> import numpy as np
 >>> X = np.random.default_rng(0).normal(size=(60, 8)).astype("float32")
 >>> project(X, "pca", dim=2).shape
@@ -17,6 +21,7 @@ import io
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -146,29 +151,100 @@ def features_digest(X: np.ndarray) -> str:
     return hashlib.blake2b(X.tobytes(), digest_size=12).hexdigest() + f"-{X.shape}"
 
 
-def project(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, *,
-            key: str | None = None, cache: bool = True, progress: Progress | None = None,
-            **params) -> np.ndarray:
-    """Project features to ``dim`` dimensions, cached under (features, parameters).
+FIT_ABOVE = 50_000  # more points than this: fit on a stratified sample, place the rest
+PLACE_BATCH = 50_000  # rows placed per transform call
+
+
+@dataclass
+class Layout:
+    """A projection: ``coords`` of every row, and ``fitted`` (True for the rows the layout
+    was fitted on, False for rows placed by ``transform``; None when all were fitted)."""
+
+    coords: np.ndarray
+    fitted: np.ndarray | None = None
+    seconds: float = 0.0  # to compute (or to read from the cache)
+    from_cache: bool = False
+
+    @property
+    def n_fitted(self) -> int:
+        return len(self.coords) if self.fitted is None else int(self.fitted.sum())
+
+
+def fit_and_place(X: np.ndarray, cfg: ProjectionConfig, labels: np.ndarray | None = None,
+                  fit_max: int = FIT_ABOVE, progress: Progress | None = None) -> Layout:
+    """Fit ``cfg``'s projection on all rows, or (more than ``fit_max`` rows) on a seeded
+    stratified sample of ``fit_max`` and place the others with ``transform`` in batches."""
+    n = len(X)
+    if n <= fit_max:
+        return Layout(Projector(cfg).fit(X, progress).embedding_)
+    from tlviz.sprites import stratified_sample
+
+    pick = (stratified_sample(labels, fit_max, cfg.seed) if labels is not None else
+            np.sort(np.random.default_rng(cfg.seed).choice(n, fit_max, replace=False)))
+    fitted = np.zeros(n, bool)
+    fitted[pick] = True
+    proj = Projector(cfg).fit(np.asarray(X[pick], np.float32), progress)
+    coords = np.empty((n, cfg.dim), np.float32)
+    coords[pick] = proj.embedding_
+    rest = np.flatnonzero(~fitted)
+    for s in range(0, len(rest), PLACE_BATCH):
+        rows = rest[s:s + PLACE_BATCH]
+        coords[rows] = proj.transform(np.asarray(X[rows], np.float32))
+        if progress:
+            progress(s + len(rows), len(rest), f"placing {len(rest):,} points on the fitted map")
+    return Layout(coords, fitted)
+
+
+def layout(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, *,
+           key: str | None = None, cache: bool = True, progress: Progress | None = None,
+           labels: np.ndarray | None = None, fit_max: int = FIT_ABOVE, **params) -> Layout:
+    """Project features to ``dim`` dimensions, cached under (features, parameters), saying
+    which rows were fitted (see :func:`fit_and_place`; ``labels`` stratify the sample).
 
     ``key`` (e.g. an :class:`~tlviz.embed.Embeddings` key plus a subset tag) saves
     hashing the features.
     """
     cfg = ProjectionConfig(method=method, dim=dim, seed=seed, **params)
+    t0 = time.perf_counter()
     if not cache:
-        return Projector(cfg).fit(X, progress).embedding_
-    raw = json.dumps({"x": key or features_digest(X), "n": int(len(X)), **asdict(cfg)}, sort_keys=True)
+        out = fit_and_place(X, cfg, labels, fit_max, progress)
+        out.seconds = time.perf_counter() - t0
+        return out
+    parts = {"x": key or features_digest(X), "n": int(len(X)), **asdict(cfg)}
+    if len(X) > fit_max:  # the keys of fully fitted layouts stay as they were
+        parts["fit_max"] = fit_max
+        parts["stratified"] = labels is not None
+    raw = json.dumps(parts, sort_keys=True)
     path = config.cache_dir("projections") / f"{hashlib.sha256(raw.encode()).hexdigest()[:24]}.npy"
+    fit_path = path.with_suffix(".fit.npy")
     if path.exists():
         with contextlib.suppress(OSError, ValueError):
-            data = path.read_bytes()  # served only when its digest sidecar matches
-            if path.with_suffix(".sum").read_text() == _digest(data):
-                arr = np.load(io.BytesIO(data))
-                if arr.shape == (len(X), dim) and np.isfinite(arr).all():
-                    return arr
-    emb = Projector(cfg).fit(X, progress).embedding_
-    _save(path, emb)
-    return emb
+            arr = _load(path)
+            fitted = _load(fit_path) if len(X) > fit_max else None
+            if arr.shape == (len(X), dim) and np.isfinite(arr).all() and (
+                    fitted is None or fitted.shape == (len(X),)):
+                return Layout(arr, fitted, time.perf_counter() - t0, True)
+    out = fit_and_place(X, cfg, labels, fit_max, progress)
+    out.seconds = time.perf_counter() - t0
+    if out.fitted is not None:
+        _save(fit_path, out.fitted)
+    _save(path, out.coords)
+    return out
+
+
+def project(X: np.ndarray, method: str = "umap", dim: int = 2, seed: int = 0, *,
+            key: str | None = None, cache: bool = True, progress: Progress | None = None,
+            **params) -> np.ndarray:
+    """The coordinates of :func:`layout` (all it takes, all it caches)."""
+    return layout(X, method, dim, seed, key=key, cache=cache, progress=progress, **params).coords
+
+
+def _load(path: Path) -> np.ndarray:
+    """An array saved by :func:`_save`, served only when its digest sidecar matches."""
+    data = path.read_bytes()
+    if path.with_suffix(".sum").read_text() != _digest(data):
+        raise ValueError("digest does not match")
+    return np.load(io.BytesIO(data))
 
 
 def _digest(data: bytes) -> str:
@@ -186,4 +262,5 @@ def _save(path: Path, arr: np.ndarray) -> None:
         os.replace(tmp, dst)
 
 
-__all__ = ["METHODS", "ProjectionConfig", "Projector", "features_digest", "project"]
+__all__ = ["FIT_ABOVE", "METHODS", "Layout", "ProjectionConfig", "Projector", "features_digest",
+           "fit_and_place", "layout", "project"]

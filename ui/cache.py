@@ -161,7 +161,7 @@ def refresh_datasets() -> None:
     """Forget the dataset list and everything derived from loaded datasets (after a download,
     upload or webcam save: a re-saved dataset may reuse its name). tlviz's disk caches are
     keyed by content, so nothing is recomputed that did not change."""
-    for fn in (_dataset_infos, dataset, _embeddings_slot, projection, separation, thumbnail,
+    for fn in (_dataset_infos, dataset, _embeddings_slot, projection_layout, separation, thumbnail,
                _sprites_slot, projection_quality, point_images):
         fn.clear()
 
@@ -239,27 +239,33 @@ def embeddings(ref: str, backbone: str, seed: int = 0, progress: Progress | None
 
 def embeddings_on_disk(ref: str, backbone: str, seed: int = 0) -> bool:
     """True when tlviz's disk cache already holds these embeddings (showing them is quick)."""
-    from tlviz.backbones import get_backbone_spec
-    from tlviz.embed import cache_key
+    from tlviz.embed import is_cached
 
-    key = cache_key(dataset(ref, seed), get_backbone_spec(backbone))
-    return (config.cache_dir("embeddings") / f"{key}.npy").exists()
+    return is_cached(dataset(ref, seed), backbone)
 
 
 @_scoped(st.cache_data(show_spinner=False, max_entries=32))
-def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
-               split: str | None = None, proj_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, coordinates) of the valid images of ``split`` (all splits for None).
-
-    ``indices`` are dataset positions, row-aligned with the ``dim``-column coordinates.
+def projection_layout(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
+                      split: str | None = None, proj_seed: int = 0):
+    """(indices, coordinates, fitted) of the valid images of ``split`` (all for None):
+    ``tlviz.project.layout``, stratified by class; ``fitted`` is None when every point was
+    fitted, else True for the fitted sample and False for the points placed by transform.
     """
-    from tlviz.project import project
+    from tlviz.project import layout
 
     emb = embeddings(ref, backbone, seed)
     idx = emb.indices(split)
     X = np.asarray(emb.features[idx], dtype=np.float32)
-    coords = project(X, method=method, dim=dim, seed=proj_seed,
-                     key=f"{emb.key}:{split or 'all'}:{len(idx)}")
+    lay = layout(X, method=method, dim=dim, seed=proj_seed, labels=emb.labels[idx],
+                 key=f"{emb.key}:{split or 'all'}:{len(idx)}")
+    return idx, lay.coords, lay.fitted
+
+
+def projection(ref: str, backbone: str, method: str = "umap", dim: int = 2, seed: int = 0,
+               split: str | None = None, proj_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, coordinates) of :func:`projection_layout`: ``indices`` are dataset
+    positions, row-aligned with the ``dim``-column coordinates."""
+    idx, coords, _ = projection_layout(ref, backbone, method, dim, seed, split, proj_seed)
     return idx, coords
 
 
@@ -303,10 +309,12 @@ def separation(ref: str, backbone: str, seed: int = 0, split: str | None = None,
         X = np.asarray(emb.features[idx], dtype=np.float32)
     else:
         X = projection(ref, backbone, method, dim, seed, split)[1]
-    return separation_report(X, emb.labels[idx], metric="cosine" if method is None else "euclidean")
+    return separation_report(X, emb.labels[idx], metric="cosine" if method is None else "euclidean",
+                             index_key=f"{emb.key}-{split}" if method is None else None)
 
 
 TRUST_SAMPLE = 2000  # bigger maps: trustworthiness estimated on this many images
+TRUST_BUDGET = 200_000_000  # ... fewer above 100k (sample x n): 200 of 1M, 15 s on 2 cores
 
 
 @_scoped(st.cache_data(show_spinner=False, max_entries=32))
@@ -320,8 +328,22 @@ def projection_quality(ref: str, backbone: str, method: str = "umap", seed: int 
 
     emb = embeddings(ref, backbone, seed)
     idx, coords = projection(ref, backbone, method, 2, seed, split)
+    # each asked image costs n feature distances (and k rank counts over them): a budget
+    sample = int(min(TRUST_SAMPLE, max(100, TRUST_BUDGET // max(len(idx), 1))))
     return _quality(np.asarray(emb.features[idx], np.float32), coords, k=k, metric="cosine",
-                    sample=None if full else TRUST_SAMPLE)
+                    sample=None if full else sample)
+
+
+@_scoped(st.cache_data(show_spinner=False, max_entries=8))
+def density(ref: str, backbone: str, method: str = "umap", seed: int = 0,
+            split: str | None = None, width: int = 900, height: int = 600):
+    """``tlviz.plots.density_image`` of every point of the 2D :func:`projection`:
+    (PNG data URI, x range, y range)."""
+    from tlviz.plots import density_image
+
+    idx, coords = projection(ref, backbone, method, 2, seed, split)
+    emb = embeddings(ref, backbone, seed)
+    return density_image(coords, emb.labels[idx], len(emb.classes), width, height)
 
 
 @_scoped(st.cache_resource(show_spinner=False, max_entries=4))

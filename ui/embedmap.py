@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from tlviz.plots import add_image_points, embedding_figure
+from tlviz.plots import add_density_layer, add_image_points, embedding_figure
 from tlviz.sprites import stratified_sample
 from ui import cache, hovermap, nav, state, widgets
 from ui.text import esc
@@ -25,6 +25,7 @@ RIGHT_WRONG = [[0, "#D55E00"], [0.5, "#D55E00"], [0.5, "#0072B2"], [1, "#0072B2"
 POINTS = {"dots": "dots", "images": "images"}
 MAX_IMAGES = 1000  # images drawn as points; beyond, an even sample per class
 K = 10  # neighbours compared for "kept" and trustworthiness
+LARGE = 50_000  # more points: all of them as a density image, this many as interactive dots
 # this page's metrics are compact: four fit beside each other above each of two maps
 CSS = """<style>
 [data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] { font-size: 1.3rem; }
@@ -125,6 +126,45 @@ def draw(key: str, chart_key: str, choices, ds, labels: np.ndarray, idx: np.ndar
     if points == "images" and hover and len(idx) > MAX_IMAGES:
         st.caption(f"{MAX_IMAGES:,} of {len(idx):,} images drawn (an even sample per class); "
                    "every dot still answers hover and lasso.")
+
+
+def draw_large(key: str, chart_key: str, choices, ds, backbone: str, method: str,
+               split: str | None, labels: np.ndarray, idx: np.ndarray, coords: np.ndarray, *,
+               selected: list[int], height: int, on_select: Callable | str,
+               fitted: np.ndarray | None, color_by: str = "class") -> None:
+    """A 2D map of more than :data:`LARGE` points: every point rasterised by datashader and
+    coloured by class (an image under the axes), with an even sample per class of
+    :data:`LARGE` points drawn over it as dots that answer hover, click and lasso."""
+    pick = stratified_sample(labels, LARGE, seed=choices.seed)
+    fig = embedding_figure(coords[pick], labels[pick], ds.classes, idx[pick],
+                           names=[ds.path(int(i)) for i in idx[pick]], highlight=selected or None,
+                           height=height, dragmode="pan", marker_size=2, webgl=True)
+    fig.update_traces(marker={"opacity": 0.35, "line": {"width": 0}})  # the image shows through
+    uri, xr, yr = cache.density(choices.dataset, backbone, method, choices.seed, split)
+    add_density_layer(fig, uri, xr, yr)
+    with st.container(key=key):
+        st.plotly_chart(fig, width="stretch", key=chart_key, on_select=on_select,
+                        selection_mode=("points", "box", "lasso"))
+    how = "" if fitted is None else (
+        f" The layout was fitted on {int(fitted.sum()):,} points (an even sample per class); "
+        f"the other {int((~fitted).sum()):,} were placed on it by the method's transform.")
+    kept = (" Colouring by neighbours kept needs every point's neighbours on the map: at this "
+            "size the map is coloured by class.") if color_by == "kept" else ""
+    st.caption(f"All {len(idx):,} points drawn as a density image coloured by class (datashader); "
+               f"{len(pick):,} of them (an even sample per class) as dots that answer hover and "
+               f"lasso.{how}{kept}")
+
+
+def sample_3d(labels: np.ndarray, idx: np.ndarray, coords: np.ndarray,
+              seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 3D map of more than :data:`LARGE` points keeps an even sample per class of
+    :data:`LARGE` (no density image in 3D; a note says so); smaller maps stay whole."""
+    if coords.shape[1] != 3 or len(idx) <= LARGE:
+        return idx, coords
+    pick = stratified_sample(labels[idx], LARGE, seed=seed)
+    st.caption(f"3D: {LARGE:,} of {len(idx):,} points drawn (an even sample per class); the 2D "
+               "view draws them all.")
+    return idx[pick], coords[pick]
 
 
 def selection_panel(choices, ds, selected: list[int]) -> None:

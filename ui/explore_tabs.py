@@ -18,8 +18,9 @@ import streamlit as st
 
 from tlviz import explore
 from tlviz.metrics import accuracy_text
-from tlviz.plots import embedding_figure
-from ui import cache, hovermap, nav, state, widgets, workspace
+from tlviz.plots import add_density_layer, embedding_figure
+from tlviz.sprites import stratified_sample
+from ui import cache, embedmap, hovermap, nav, state, widgets, workspace
 from ui.text import esc
 
 IMAGE = "explore_image"  # ui.state: the image whose neighbours are shown
@@ -99,12 +100,23 @@ def _on_chart_select(mask: np.ndarray) -> None:
 def chart(v: View, coords: np.ndarray, image: int, nb) -> None:
     """The layout, the current image and its neighbours ringed. A drag pans and a click
     picks an image; the lasso and box are in the toolbar. Hovering a dot shows its image."""
-    names = [Path(v.ds.path(int(i))).name for i in v.idx]
-    sheets = hovermap.sprites(v.ref, v.seed)
-    fig = embedding_figure(coords, v.emb.labels[v.idx], v.classes, v.idx, names=names,
-                           highlight=[image, *nb["index"].tolist()], dragmode="pan",
-                           splits=[str(s) for s in v.ds.splits[v.idx]],
+    ringed = [image, *nb["index"].tolist()]
+    large = len(v.idx) > embedmap.LARGE  # all as a density image, a sample (+ the ringed) as dots
+    rows = np.arange(len(v.idx))
+    if large:
+        rows = np.union1d(stratified_sample(v.emb.labels[v.idx], embedmap.LARGE, seed=v.seed),
+                          np.flatnonzero(np.isin(v.idx, ringed)))
+    shown = v.idx[rows]
+    names = [Path(v.ds.path(int(i))).name for i in shown]
+    sheets = None if large else hovermap.sprites(v.ref, v.seed)
+    fig = embedding_figure(coords[rows], v.emb.labels[shown], v.classes, shown, names=names,
+                           highlight=ringed, dragmode="pan",
+                           splits=[str(s) for s in v.ds.splits[shown]],
                            image_hover=sheets is not None)
+    if large:
+        add_density_layer(fig, *cache.density(v.ref, v.backbone, v.method, v.seed, v.split))
+        st.caption(f"All {len(v.idx):,} images as a density image; {len(rows):,} as dots (an "
+                   "even sample per class, with the current image and its neighbours).")
     with st.container(key=MAP):
         st.plotly_chart(widgets.present(fig, 700), key=CHART, on_select=partial(_on_chart_select, v.mask),
                         selection_mode=("points", "box", "lasso"))
