@@ -184,7 +184,7 @@ def main() -> None:
     from browser_util import missing_requirements
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=3 if QUICK else 30)
+    ap.add_argument("--n", type=int, default=3 if QUICK else 10)  # 10: the target; --n 20/30
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     why = missing_requirements()

@@ -87,7 +87,10 @@ def _digest_file(path: Path) -> str:
 
 
 def _read_cache(npy: Path, meta_path: Path, n: int) -> tuple[np.ndarray, dict] | None:
-    """The cached array if it is complete and uncorrupted, else None (and the files go)."""
+    """The cached array if it is complete and uncorrupted, else None (and the files go).
+
+    The metadata ends with the array's digest, so damage near the end of the JSON (where a
+    flipped digit of the timestamp could still parse) breaks the digest check instead."""
     try:
         meta = json.loads(meta_path.read_text())
         if meta.get("rows") != n or _digest_file(npy) != meta.get("digest"):
@@ -255,8 +258,8 @@ def _compute_to(npy: Path, meta_path: Path, dataset, spec, backend, batch_size, 
         failed = _extract(out, dataset, spec, backend, batch_size, progress, int8)
         out.flush()
         del out
-        meta = {"rows": len(dataset), "backbone": spec.name, "digest": _digest_file(tmp),
-                "failed": failed, "created": time.time()}
+        meta = {"rows": len(dataset), "backbone": spec.name, "failed": failed,
+                "created": time.time(), "digest": _digest_file(tmp)}  # the digest last: see below
         os.replace(tmp, npy)
         meta_tmp = meta_path.with_suffix(".json.tmp")
         meta_tmp.write_text(json.dumps(meta))
