@@ -65,7 +65,7 @@ async def client(k: int, browser, url: str, image: Path, timeout_s: float,
     try:
         t = time.perf_counter()
         await page.goto(f"{url}/Embedding_space?dataset={DATASET}&backbone={backbone}"
-                        f"&backbones={backbone}", wait_until="domcontentloaded")
+                        "&compare=none", wait_until="domcontentloaded")
         await page.locator(PLOT).first.wait_for()
         times["embedding space"] = time.perf_counter() - t
         await _no_exception(page, "Embedding space", errors)
@@ -113,7 +113,7 @@ def workspace_runs(home: Path) -> dict[str, list[str]]:
     return out
 
 
-def run(n: int, home: Path | None = None, timeout_s: float = 900.0, max_jobs: int | None = None,
+def run(n: int, home: Path | None = None, timeout_s: float = 360.0, max_jobs: int | None = None,
         backbone: str = BACKBONE) -> dict:
     """Start a classroom server on a fresh home, drive ``n`` browsers at once; the figures."""
     from browser_util import CHROMIUM, CHROMIUM_ARGS, StreamlitServer
