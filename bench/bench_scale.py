@@ -198,7 +198,7 @@ def main() -> None:
            "ms/query", "recall@10", "max |local-ray|"], rows,
           [f"Embedding page of {largest and largest[0]} in Chromium: {cold:.1f} s cold (index, metrics and "
            f"density image computed; layout on disk), {warm:.1f} s warm (new tab). Screenshot: "
-           f"{BENCH_DIR / 'shots'}.",
+           "shots/ in the bench folder (TLVIZ_BENCH_DIR).",
            "Images: MobileNetV2 (ONNX Runtime), 96 px JPEGs from cifar10-small; each engine in a "
            "fresh process and an empty cache. Ray: a local cluster of this machine's CPUs, "
            "workers at nice 0 (Ray's default is 15); its start-up is not in images/s; peak "
