@@ -97,6 +97,7 @@ if not ready:
 
 selected: list[int] = list(state.get("selection", [], bounds=(0, len(ds) - 1),
                                      max_items=state.MAX_URL_ITEMS))
+names: list[str] | None = None  # file labels, made once for both maps (small sets only)
 maps, panel = st.columns([2.9, 1], gap="medium")
 with panel:
     color_by, points, run_id = embedmap.display_choices(dim, choices)
@@ -148,8 +149,10 @@ for k, (col, bb) in enumerate(zip(cols, backbones)):
                                 on_select=partial(_on_select, f"emb_plot_{k}"), color_by=color_by)
             continue
         idx, coords = embedmap.sample_3d(emb.labels, idx, coords, choices.seed)  # 3D: <= LARGE
+        if names is None:
+            names = [widgets.file_label(ds, i) for i in range(len(ds))]
         embedmap.draw(f"emb_map_{k}", f"emb_plot_{k}", choices, ds, emb.labels[idx], idx, coords,
-                      names=[widgets.file_label(ds, int(i)) for i in idx], selected=selected,
+                      names=[names[i] for i in idx], selected=selected,
                       height=((640 if len(backbones) == 2 else 780) if choices.presenter
                               else 360 if len(backbones) == 2 else 440),
                       on_select=partial(_on_select, f"emb_plot_{k}") if dim == 2 else "ignore",
