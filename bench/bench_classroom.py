@@ -9,7 +9,8 @@ written to the shared embedding cache: should be one per dataset + backbone), th
 peak RSS, errors, and whether every run landed in its own workspace (N workspaces with
 exactly one completed run each).
 
-    python bench/bench_classroom.py [--n 30] [--quick]   (--quick: N=3)
+    python bench/bench_classroom.py [--n=10,20,30] [--quick]   (default N = 10, 20, 30 in turn,
+                                                               each on a fresh server; --quick: N=3)
 """
 
 from __future__ import annotations
@@ -184,14 +185,15 @@ def main() -> None:
     from browser_util import missing_requirements
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=3 if QUICK else 10)  # 10: the target; --n 20/30
+    ap.add_argument("--n", default="3" if QUICK else "10,20,30")  # 10: the target; 20, 30 reported
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     why = missing_requirements()
     if why:
         print(f"### Classroom\n\nskipped: {why}\n")
         return
-    report(run(args.n))
+    for n in (int(x) for x in str(args.n).split(",") if x.strip()):
+        report(run(n))
 
 
 if __name__ == "__main__":
