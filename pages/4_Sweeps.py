@@ -50,10 +50,10 @@ def _sweep(kind: str, method: str) -> None:
         job = jobs.start(key, f"{kind} sweep", lambda j: (sweep(
             X, y, method, cells, seed=0, seeds=SEEDS if kind == "seeds" else None,
             key=f"{emb.key}:all:{len(idx)}", progress=j.on_progress), y))
-    jobs.watch(job, job.running, lambda j: _draw(j, kind))
+    jobs.watch(job, job.running, lambda j, n: _draw(j, kind, n))
 
 
-def _draw(job: jobs.Job, kind: str) -> None:
+def _draw(job: jobs.Job, kind: str, n: int = 0) -> None:
     if job.running:
         st.caption("Each picture is cached on disk: a second visit is quick.")
         return
@@ -66,7 +66,7 @@ def _draw(job: jobs.Job, kind: str) -> None:
     big = choices.presenter
     fig = sweep_figure(cells, labels, ds.classes, cols=3, font_size=18 if big else 13,
                        height=(380 if big else 300) * -(-len(cells) // 3) + 60)
-    st.plotly_chart(fig, width="stretch", key=f"sweep_fig_{kind}",
+    st.plotly_chart(fig, width="stretch", key=f"sweep_fig_{kind}_{n}",
                     config={"displayModeBar": False})
     best = max(cells, key=lambda c: c.trustworthiness)
     if kind == "grid":

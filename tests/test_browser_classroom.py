@@ -73,6 +73,14 @@ def test_another_browser_never_sees_an_uploaded_dataset_or_its_runs(server, tmp_
         bu.assert_no_exception(a, "Train")
         _menu(a, "Compare")
         assert a.locator('[data-testid="stMultiSelect"]').filter(has_text="#1").count() == 1
+        # a reload is a new session: the browser's session cookie brings the workspace back
+        cookie = next(c for c in a.context.cookies() if c["name"] == "tlviz_ws")
+        assert cookie["sameSite"] == "Strict" and cookie["expires"] == -1  # until it closes
+        assert cookie["value"] not in a.url
+        a.reload()
+        bu.wait_idle(a)
+        a.locator('[data-testid="stMultiSelect"]').filter(has_text="#1").wait_for()  # its run
+        assert "No runs yet" not in a.content()
         a.get_by_text("Workspace").first.click()  # the sidebar's workspace box, opened
         bu.wait_idle(a)
         a.set_viewport_size({"width": 1920, "height": 1080})

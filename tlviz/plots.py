@@ -37,10 +37,12 @@ def class_colors(n: int) -> list[str]:
 
 
 def density_image(coords: np.ndarray, labels: Sequence[int], n_classes: int, width: int = 900,
-                  height: int = 600, pad: float = 0.02):
+                  height: int = 600, pad: float = 0.02,
+                  box: tuple[float, float, float, float] | None = None):
     """Every point of a 2D map rasterised by datashader, coloured by class (each pixel
     mixes the colours of its classes, alpha grows with the count): (PNG ``data:`` URI,
-    x range, y range). A million points take about a second."""
+    x range, y range). ``box`` = (x0, x1, y0, y1): only that region, at full resolution
+    (a zoom). A million points take about a second."""
     import base64
     import io
 
@@ -49,10 +51,13 @@ def density_image(coords: np.ndarray, labels: Sequence[int], n_classes: int, wid
     import pandas as pd
 
     coords = np.asarray(coords, dtype=np.float64)
-    lo, hi = coords.min(0), coords.max(0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    xr = (float(lo[0] - pad * span[0]), float(hi[0] + pad * span[0]))
-    yr = (float(lo[1] - pad * span[1]), float(hi[1] + pad * span[1]))
+    if box is not None:
+        xr, yr = (float(box[0]), float(box[1])), (float(box[2]), float(box[3]))
+    else:
+        lo, hi = coords.min(0), coords.max(0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        xr = (float(lo[0] - pad * span[0]), float(hi[0] + pad * span[0]))
+        yr = (float(lo[1] - pad * span[1]), float(hi[1] + pad * span[1]))
     df = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
                        "c": pd.Categorical(np.asarray(labels, int), categories=range(n_classes))})
     canvas = dsh.Canvas(plot_width=width, plot_height=height, x_range=xr, y_range=yr)

@@ -336,14 +336,15 @@ def projection_quality(ref: str, backbone: str, method: str = "umap", seed: int 
 
 @_scoped(st.cache_data(show_spinner=False, max_entries=8))
 def density(ref: str, backbone: str, method: str = "umap", seed: int = 0,
-            split: str | None = None, width: int = 900, height: int = 600):
-    """``tlviz.plots.density_image`` of every point of the 2D :func:`projection`:
-    (PNG data URI, x range, y range)."""
+            split: str | None = None, width: int = 900, height: int = 600,
+            box: tuple[float, float, float, float] | None = None):
+    """``tlviz.plots.density_image`` of every point of the 2D :func:`projection` (of the
+    region ``box`` = (x0, x1, y0, y1) when zoomed): (PNG data URI, x range, y range)."""
     from tlviz.plots import density_image
 
     idx, coords = projection(ref, backbone, method, 2, seed, split)
     emb = embeddings(ref, backbone, seed)
-    return density_image(coords, emb.labels[idx], len(emb.classes), width, height)
+    return density_image(coords, emb.labels[idx], len(emb.classes), width, height, box=box)
 
 
 @_scoped(st.cache_resource(show_spinner=False, max_entries=4))

@@ -128,19 +128,76 @@ def draw(key: str, chart_key: str, choices, ds, labels: np.ndarray, idx: np.ndar
                    "every dot still answers hover and lasso.")
 
 
+Box = tuple[float, float, float, float]  # x0, x1, y0, y1 in the map's coordinates
+
+
+def region_of(selection: dict) -> Box | None:
+    """The bounding box of a plotly selection's first box or lasso (a chart's
+    ``selection`` state), or None when it has no usable one."""
+    for shape in list(selection.get("box") or []) + list(selection.get("lasso") or []):
+        try:
+            xs = np.asarray(shape.get("x") or [], dtype=float)
+            ys = np.asarray(shape.get("y") or [], dtype=float)
+        except (AttributeError, TypeError, ValueError):
+            continue
+        if (xs.size >= 2 and ys.size >= 2 and np.isfinite(xs).all() and np.isfinite(ys).all()
+                and np.ptp(xs) > 0 and np.ptp(ys) > 0):
+            return float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max())
+    return None
+
+
+def inside(coords: np.ndarray, box: Box | None) -> np.ndarray:
+    """Row positions of the points of a 2D map inside ``box`` (all of them when None)."""
+    if box is None:
+        return np.arange(len(coords))
+    x, y = coords[:, 0], coords[:, 1]
+    return np.flatnonzero((x >= box[0]) & (x <= box[1]) & (y >= box[2]) & (y <= box[3]))
+
+
+def zoom_pick(labels: np.ndarray, coords: np.ndarray, box: Box | None, seed: int) -> np.ndarray:
+    """Rows drawn as dots: an even sample per class of at most :data:`LARGE` of the points
+    inside ``box`` (of all points when None), so that zooming in shows more of them."""
+    rows = inside(coords, box)
+    return rows[stratified_sample(np.asarray(labels)[rows], LARGE, seed=seed)]
+
+
+def _zoom(chart_key: str, view: tuple) -> Box | None:
+    z = st.session_state.get(f"{chart_key}.zoom")
+    return z["box"] if z and z["view"] == view else None  # another map: the whole of it
+
+
+def _set_zoom(chart_key: str, view: tuple, box: Box | None) -> None:
+    st.session_state[f"{chart_key}.zoom"] = {"view": view, "box": box}
+
+
 def draw_large(key: str, chart_key: str, choices, ds, backbone: str, method: str,
                split: str | None, labels: np.ndarray, idx: np.ndarray, coords: np.ndarray, *,
                selected: list[int], height: int, on_select: Callable | str,
                fitted: np.ndarray | None, color_by: str = "class") -> None:
     """A 2D map of more than :data:`LARGE` points: every point rasterised by datashader and
     coloured by class (an image under the axes), with an even sample per class of
-    :data:`LARGE` points drawn over it as dots that answer hover, click and lasso."""
-    pick = stratified_sample(labels, LARGE, seed=choices.seed)
+    :data:`LARGE` points drawn over it as dots that answer hover, click and lasso. A box or
+    lasso drawn on it can be zoomed into: the image is redrawn for that region and its
+    dots re-sampled from the points inside it (all of them when at most :data:`LARGE`)."""
+    view = (choices.dataset, backbone, method, split, choices.seed)
+    box = _zoom(chart_key, view)
+    region = region_of((st.session_state.get(chart_key) or {}).get("selection") or {})
+    zin, zout = st.columns(2, gap="small")
+    zin.button("Zoom into the selected region", key=f"{chart_key}.zoom_in", width="stretch",
+               icon=":material/zoom_in:", disabled=region is None or region == box,
+               on_click=_set_zoom, args=(chart_key, view, region),
+               help="Draw a box or a lasso on the map (chart toolbar) first: the density image "
+                    f"is redrawn for that region and up to {LARGE:,} of its points become dots.")
+    zout.button("Whole map", key=f"{chart_key}.zoom_out", width="stretch",
+                icon=":material/zoom_out_map:", disabled=box is None,
+                on_click=_set_zoom, args=(chart_key, view, None))
+    pick = zoom_pick(labels, coords, box, choices.seed)
     fig = embedding_figure(coords[pick], labels[pick], ds.classes, idx[pick],
                            names=[ds.path(int(i)) for i in idx[pick]], highlight=selected or None,
-                           height=height, dragmode="pan", marker_size=2, webgl=True)
-    fig.update_traces(marker={"opacity": 0.35, "line": {"width": 0}})  # the image shows through
-    uri, xr, yr = cache.density(choices.dataset, backbone, method, choices.seed, split)
+                           height=height, dragmode="pan", marker_size=2 if box is None else 4,
+                           webgl=True)
+    fig.update_traces(marker={"opacity": 0.35 if box is None else 0.6, "line": {"width": 0}})
+    uri, xr, yr = cache.density(choices.dataset, backbone, method, choices.seed, split, box=box)
     add_density_layer(fig, uri, xr, yr)
     with st.container(key=key):
         st.plotly_chart(fig, width="stretch", key=chart_key, on_select=on_select,
@@ -150,9 +207,17 @@ def draw_large(key: str, chart_key: str, choices, ds, backbone: str, method: str
         f"the other {int((~fitted).sum()):,} were placed on it by the method's transform.")
     kept = (" Colouring by neighbours kept needs every point's neighbours on the map: at this "
             "size the map is coloured by class.") if color_by == "kept" else ""
-    st.caption(f"All {len(idx):,} points drawn as a density image coloured by class (datashader); "
-               f"{len(pick):,} of them (an even sample per class) as dots that answer hover and "
-               f"lasso.{how}{kept}")
+    if box is None:
+        st.caption(f"All {len(idx):,} points drawn as a density image coloured by class "
+                   f"(datashader); {len(pick):,} of them (an even sample per class) as dots that "
+                   f"answer hover and lasso.{how}{kept}")
+        return
+    n_in = len(inside(coords, box))
+    st.caption(f"Zoomed into x {box[0]:.2f} to {box[1]:.2f}, y {box[2]:.2f} to {box[3]:.2f}: "
+               f"{n_in:,} of {len(idx):,} points, drawn as a density image of this region; "
+               f"{len(pick):,} of them as dots"
+               + (" (all of them)." if len(pick) == n_in else " (an even sample per class).")
+               + how + kept)
 
 
 def sample_3d(labels: np.ndarray, idx: np.ndarray, coords: np.ndarray,

@@ -1,8 +1,8 @@
 """Long work (training, the ladder) in a background thread owned by the session.
 
-The page starts a :class:`Job` and then *watches* it: a fragment rerun every second
-(``ui.train_sections.watch``) redraws the progress and live chart from ``job.records``
-until the thread ends, then reruns the page for the results. Reruns never touch the
+The page starts a :class:`Job` and then *watches* it (:func:`watch`): a fragment redraws
+the progress and live chart from ``job.records`` every second until the thread ends, then
+reruns the page for the results. Reruns never touch the
 training: the next run finds the job in the session; Stop sets ``job.stop`` which the
 tlviz ``should_stop`` callback reads, so the ledger records the run as ``cancelled``.
 The thread never calls streamlit. Every job waits for a slot of the server-wide
@@ -127,33 +127,58 @@ def forget(key: str) -> None:
     st.session_state.pop(_KEY + key, None)
 
 
-def watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
-    """``job``'s progress bar and ``draw(job)``; redrawn every second while it runs (a
-    fragment: the rest of the page is not rerun). ``was_running``: the page drew its
-    controls as busy, so they are redrawn (a full rerun) once the job has ended."""
+def watch(job: Job, was_running: bool, draw: Callable[[Job, int], None]) -> None:
+    """``job``'s progress bar and ``draw(job, n)``; kept live while it runs (a fragment: the
+    rest of the page is not rerun). ``was_running``: the page drew its controls as busy, so
+    they are redrawn (a full rerun) once the job has ended. ``n`` numbers the draws within
+    one script run: an element drawn by ``draw`` takes it into its key.
+
+    The page's own run draws once and goes on; the fragment's first timed rerun then stays
+    in the fragment, redrawing every :data:`POLL_SECONDS` until the job ends, and reruns the
+    page. One tick of the browser's timer is all it needs: under load (30 sessions on two
+    cores) the timer of some sessions stopped ticking and their page never saw the end."""
     from ui import workspace
 
-    workspace.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(job, was_running, draw)
+    calls = {"n": 0}  # the same dict in every rerun of this fragment (its arguments are kept)
+    workspace.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(
+        job, was_running, draw, calls)
 
 
-def _watch(job: Job, was_running: bool, draw: Callable[[Job], None]) -> None:
+def _progress(job: Job) -> None:
+    place = job.queued
+    if place is not None:
+        running, waiting = QUEUE.counts()
+        st.progress(0.0, text=f"Waiting in the queue: place {place} of {waiting} "
+                              f"({running} job{'s' * (running != 1)} running on this server) "
+                              "· Stop leaves the queue")
+        return
+    done, total, msg = job.progress or (0, 0, "loading the dataset")
+    count = f" · {done:,}/{total:,}" if total and done < total else ""
+    epochs_txt = f" · epoch {len(job.records)}" if job.records else ""
+    st.progress(min(1.0, done / total) if total else 0.0,
+                text=f"{msg or 'working'}{count}{epochs_txt} · {job.seconds:.0f} s")
+
+
+def _watch(job: Job, was_running: bool, draw: Callable[[Job, int], None], calls: dict) -> None:
+    calls["n"] += 1
     if was_running and not job.running:
         st.rerun()
-    if job.running:
-        place = job.queued
-        if place is not None:
-            running, waiting = QUEUE.counts()
-            st.progress(0.0, text=f"Waiting in the queue: place {place} of {waiting} "
-                                  f"({running} job{'s' * (running != 1)} running on this server) "
-                                  "· Stop leaves the queue")
-            draw(job)
-            return
-        done, total, msg = job.progress or (0, 0, "loading the dataset")
-        count = f" · {done:,}/{total:,}" if total and done < total else ""
-        epochs_txt = f" · epoch {len(job.records)}" if job.records else ""
-        st.progress(min(1.0, done / total) if total else 0.0,
-                    text=f"{msg or 'working'}{count}{epochs_txt} · {job.seconds:.0f} s")
-    draw(job)
+    if calls["n"] == 1 or not job.running:  # the page's own run: draw and let the page go on
+        if job.running:
+            _progress(job)
+        draw(job, 0)
+        return
+    bar, body = st.empty(), st.empty()
+    drawn, n = None, 0
+    while job.running:  # a rerun of this fragment alone: stream until the job ends
+        with bar.container():
+            _progress(job)
+        if (version := (len(job.records), job.queued is None)) != drawn:
+            with body.container():
+                draw(job, n)
+            drawn, n = version, n + 1
+        time.sleep(POLL_SECONDS)
+    st.rerun()
 
 
 def request_stop(key: str) -> None:

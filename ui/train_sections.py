@@ -162,13 +162,13 @@ def start_training(cfg, ds, choices: Choices) -> None:
     st.rerun()  # redraw with Stop enabled
 
 
-def live_curves(job: jobs.Job) -> None:
+def live_curves(job: jobs.Job, n: int = 0) -> None:
     """Accuracy and loss per epoch while a run trains (a head fitted in one step has no
-    curve: its final numbers are in the results below)."""
+    curve: its final numbers are in the results below); ``n``: the draw's number."""
     if len(job.records) > 1 or (job.records and job.running):
         st.plotly_chart(widgets.present(curves_figure(
-            {short_label(job.meta["cfg"]): job.records}, height=340), 480),
-                        key="train.live", config={"displayModeBar": False})
+            {short_label(job.meta["cfg"]): list(job.records)}, height=340), 480),
+                        key=f"train.live.{n}", config={"displayModeBar": False})
 
 
 # ----------------------------------------------------------------------------- results
@@ -337,7 +337,7 @@ def ladder(choices: Choices, busy: bool, was_running: bool) -> None:
     job = jobs.get("ladder")
     if job is None:
         return
-    jobs.watch(job, was_running, lambda j: None)
+    jobs.watch(job, was_running, lambda j, n: None)
     if job.running:
         return
     from tlviz.train import Cancelled

@@ -23,6 +23,7 @@ from ui import state
 from ui.text import esc
 
 _TOKEN = "ws.token"  # session_state: this session's own token (never put in the URL)
+COOKIE = "tlviz_ws"  # the same token in a session cookie: a reload keeps the workspace
 _PRESENTER = "ws.presenter"  # session_state: the presenter token was given
 _TOUCHED = "ws.touched"
 _SWEEP_EVERY = 3600.0
@@ -39,10 +40,25 @@ def _sweep_now() -> None:
         print(f"tlviz: removed {len(removed)} idle workspace(s)", file=sys.stderr)
 
 
+def _cookie() -> str | None:
+    """The workspace token this browser remembered (a reload or a new tab), if any."""
+    try:
+        value = st.context.cookies.get(COOKIE)
+    except Exception:  # noqa: BLE001 - no browser behind this session (AppTest, bare mode)
+        return None
+    return value if workspaces.is_token(value) else None
+
+
 def _own() -> Workspace:
     token = st.session_state.get(_TOKEN)
-    if token is None:
-        token, ws = workspaces.create()
+    if token is None:  # a new session: this browser's workspace if it still exists, else a new one
+        token = _cookie()
+        try:
+            ws = workspaces.open_token(token) if token else None
+        except BadInput:  # expired or deleted since
+            ws = None
+        if ws is None:
+            token, ws = workspaces.create()
         st.session_state[_TOKEN] = token
     else:  # expired or deleted meanwhile: the same token starts an empty one
         ws = workspaces.open_token(token, create_missing=True)
@@ -126,11 +142,29 @@ def _delete() -> None:
         f"{summary['notes']} note(s). A new, empty workspace was started.")
 
 
+def _remember(token: str) -> None:
+    """Keep ``token`` in a session cookie of this browser (gone when the browser closes:
+    on a shared lab machine the next person starts fresh), so that a reload or a second tab
+    opens the same workspace. Streamlit reads cookies but cannot set them: a zero-height
+    component of the same origin does."""
+    import streamlit.components.v1 as components
+
+    if not workspaces.is_token(token) or _cookie() == token:
+        return
+    components.html(  # the token has a token's shape (checked): nothing else is put in here
+        "<script>const s = parent.location.protocol === 'https:' ? '; Secure' : '';"
+        f"parent.document.cookie = '{COOKIE}={token}; path=/; SameSite=Strict' + s;</script>",
+        height=0)
+
+
 def sidebar(dataset: str | None = None) -> None:
     """The sidebar's workspace box (classroom mode only)."""
     ws = session()
     if ws is None:
         return
+    if not ws.read_only:
+        with st.sidebar:
+            _remember(st.session_state[_TOKEN])
     with st.sidebar.expander("Workspace", icon=":material/lock:"):
         if msg := st.session_state.pop("ws.deleted", None):
             st.success(msg)
@@ -142,7 +176,7 @@ def sidebar(dataset: str | None = None) -> None:
                 st.rerun()
             return
         lim, used = workspaces.limits(), workspaces.usage(ws)
-        st.caption(f"Private to this browser tab: your uploads, notes and runs. "
+        st.caption(f"Private to this browser until it closes: your uploads, notes and runs. "
                    f"{used['bytes'] / 2**20:,.1f} of {lim['mb']:,.0f} MB · "
                    f"{used['images']:,} of {lim['images']:,} images.")
         token = st.session_state[_TOKEN]
