@@ -25,12 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATA_DIR, QUICK, ROOT, table
+from common import BENCH_DIR, DATA_DIR, QUICK, ROOT, table
 
 sys.path.insert(0, str(ROOT / "tests"))
 DATASET, BACKBONE = "hymenoptera", "mobilenet_v2"
 STEPS = ("embedding space", "train", "compare", "predict")
 PLOT = '[data-testid="stPlotlyChart"] .js-plotly-plot'
+SHOTS = BENCH_DIR / "shots"
 
 
 def vm_hwm_mb(pid: int) -> float:
@@ -95,6 +96,13 @@ async def client(k: int, browser, url: str, image: Path, timeout_s: float,
         await _no_exception(page, "Predict", errors)
     except Exception as e:  # noqa: BLE001 - a failed client is a reported error, not a crash
         errors.append(f"client {k}: {type(e).__name__}: {str(e)[:300]}")
+        try:  # what the student saw when the step gave up
+            (SHOTS).mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SHOTS / f"classroom-client{k}-failed.png"), full_page=True)
+            (SHOTS / f"classroom-client{k}-failed.txt").write_text(
+                await page.locator('[data-testid="stMain"]').inner_text())
+        except Exception:  # noqa: BLE001, S110 - the page may be gone: the error says enough
+            pass
     finally:
         await ctx.close()
     return {"times": times, "errors": errors, "runs": runs}

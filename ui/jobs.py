@@ -136,12 +136,18 @@ def watch(job: Job, was_running: bool, draw: Callable[[Job, int], None]) -> None
     The page's own run draws once and goes on; the fragment's first timed rerun then stays
     in the fragment, redrawing every :data:`POLL_SECONDS` until the job ends, and reruns the
     page. One tick of the browser's timer is all it needs: under load (30 sessions on two
-    cores) the timer of some sessions stopped ticking and their page never saw the end."""
+    cores) the timer of some sessions stopped ticking and their page never saw the end.
+    Once the job has ended the page draws the result without a fragment, inside the same
+    container: a late tick of the old fragment's timer then finds no fragment to rerun (it
+    had blanked the results' first row on some pages, 3 of 20 browsers)."""
     from ui import workspace
 
-    calls = {"n": 0}  # the same dict in every rerun of this fragment (its arguments are kept)
-    workspace.fragment(run_every=POLL_SECONDS if was_running else None)(_watch)(
-        job, was_running, draw, calls)
+    with st.container():  # one block: what the page draws below it keeps its place
+        if not (job.running or was_running):  # it ended before this run: nothing to watch
+            draw(job, 0)
+            return
+        calls = {"n": 0}  # the same dict in every rerun of this fragment (its arguments are kept)
+        workspace.fragment(run_every=POLL_SECONDS)(_watch)(job, was_running, draw, calls)
 
 
 def _progress(job: Job) -> None:
