@@ -120,9 +120,38 @@ def worker_features(n: int) -> dict:
             "recall": recall_at(approx, exact), "rss_mb": peak_rss_mb(), "name": name}
 
 
-def page_load(name: str, n: int) -> tuple[float, float]:
-    """(cold, warm) seconds to an idle Embedding page with its map drawn: the density image
-    and the dots above ``ui.embedmap.LARGE`` points, the dots alone below."""
+def _zoom(page, name: str) -> float:
+    """Draw a box over the middle of the map, zoom into it; seconds until the re-sampled
+    map is drawn (nan when the map has no zoom: at most ``LARGE`` points)."""
+    from browser_util import assert_no_exception, screenshot, wait_idle
+
+    button = page.get_by_role("button", name="Zoom into the selected region")
+    if not button.count():
+        return float("nan")
+    plot = page.locator(".st-key-emb_map_0 .js-plotly-plot").first
+    page.evaluate("() => Plotly.relayout(document.querySelector("
+                  "'.st-key-emb_map_0 .js-plotly-plot'), {dragmode: 'select'})")
+    box = plot.bounding_box()
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x + 0.35 * w, y + 0.35 * h)
+    page.mouse.down()
+    page.mouse.move(x + 0.55 * w, y + 0.55 * h, steps=8)
+    page.mouse.up()
+    button.and_(page.locator(":enabled")).wait_for(timeout=300_000)
+    t0 = time.perf_counter()
+    button.click()
+    page.get_by_text("Zoomed into").first.wait_for(timeout=300_000)
+    wait_idle(page)
+    seconds = time.perf_counter() - t0
+    assert_no_exception(page, f"{name} zoomed")
+    screenshot(page, BENCH_DIR / "shots" / f"map-{name}-zoom.png", full_page=True)
+    return seconds
+
+
+def page_load(name: str, n: int) -> tuple[float, float, float]:
+    """(cold, warm, zoom) seconds to an idle Embedding page with its map drawn: the density
+    image and the dots above ``ui.embedmap.LARGE`` points, the dots alone below; then to
+    the map zoomed into a box drawn over its middle."""
     os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # no "no runtime" warnings
     from ui.embedmap import LARGE
 
@@ -139,8 +168,8 @@ def page_load(name: str, n: int) -> tuple[float, float]:
     )
 
     if missing_requirements():
-        return float("nan"), float("nan")
-    times = []
+        return float("nan"), float("nan"), float("nan")
+    times, zoom = [], float("nan")
     with StreamlitServer(home=HOME) as srv, browser() as b:
         for _ in range(2):
             page = b.new_page(viewport=LAPTOP)
@@ -154,8 +183,10 @@ def page_load(name: str, n: int) -> tuple[float, float]:
             times.append(time.perf_counter() - t0)
             assert_no_exception(page, name)
             screenshot(page, BENCH_DIR / "shots" / f"map-{name}.png", full_page=True)
+            if len(times) == 2:
+                zoom = _zoom(page, name)
             page.close()
-    return times[0], times[1]
+    return times[0], times[1], zoom
 
 
 def main() -> None:
@@ -192,13 +223,15 @@ def main() -> None:
                      f"{r['projection_s']:.0f} ({r['fitted']:,} fitted)",
                      f"{r['index']}: {r['index_s']:.1f}",
                      f"{r['query_ms']:.2f} (exact {r['exact_ms']:.1f})", f"{r['recall']:.3f}", ""])
-    cold, warm = page_load(*largest) if largest else (float("nan"), float("nan"))
+    cold, warm, zoom = page_load(*largest) if largest else (float("nan"),) * 3
     table("Beyond one machine: engines, projection, neighbours, the large map",
           ["size", "engine", "images/s", "peak RSS MB", "UMAP s", "index build s",
            "ms/query", "recall@10", "max |local-ray|"], rows,
           [f"Embedding page of {largest and largest[0]} in Chromium: {cold:.1f} s cold (index, metrics and "
-           f"density image computed; layout on disk), {warm:.1f} s warm (new tab). Screenshot: "
-           "shots/ in the bench folder (TLVIZ_BENCH_DIR).",
+           f"density image computed; layout on disk), {warm:.1f} s warm (new tab); zoomed into "
+           f"a box drawn over the middle of the map (density redrawn, dots re-sampled from the "
+           f"points inside): {zoom:.1f} s after the click. Screenshots: shots/ in the bench "
+           "folder (TLVIZ_BENCH_DIR).",
            "Images: MobileNetV2 (ONNX Runtime), 96 px JPEGs from cifar10-small; each engine in a "
            "fresh process and an empty cache. Ray: a local cluster of this machine's CPUs, "
            "workers at nice 0 (Ray's default is 15); its start-up is not in images/s; peak "

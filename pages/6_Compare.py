@@ -10,7 +10,7 @@ import streamlit as st
 from tlviz.curves import curves_figure, final_bars_figure
 from tlviz.metrics import accuracy_text
 from tlviz.plots import reliability_figure
-from ui import cache, sidebar, state, widgets
+from ui import cache, sidebar, state, widgets, workspace
 
 choices = sidebar.choices()
 
@@ -32,8 +32,10 @@ st.caption("Accuracy (left) and loss (right) per epoch: training dashed, validat
            "colour per run. Heads fitted in one step (kNN, logistic) show as single points. "
            "The diamond with a bar is the run's final val accuracy and its 95% interval.")
 
-ledger = cache.ledger()
-rows = widgets.runs_or_stop("No runs yet. Train a head on the Train page; every run lands here.")
+source = widgets.run_source()
+ledger = cache.ledger(source)
+rows = widgets.runs_or_stop("No runs yet. Train a head on the Train page; every run lands here.",
+                            source=source)
 ids = list(rows)
 finished = [i for i in ids if rows[i]["status"] == "completed"]
 default = (finished or ids)[:LATEST]
@@ -119,7 +121,15 @@ c1.download_button("Export CSV", ledger.export_text(run_ids, "csv"), file_name="
 c2.download_button("Export JSON", ledger.export_text(run_ids, "json"),
                    file_name="tlviz-runs.json", mime="application/json", key="compare.json",
                    width="stretch")
-if not choices.presenter and not ledger.read_only:  # a shared view only reads
+if workspace.presenting() and source == "mine":
+    done = [i for i in run_ids if rows[str(i)]["status"] == "completed"]
+    if c3.button(f"Publish {len(done)} run{'s' * (len(done) != 1)} to everyone", disabled=not done,
+                 key="compare.publish", icon=":material/campaign:", width="stretch",
+                 help="Every session can then pick them under Runs from: Published, to compare "
+                      "with its own and to predict with."):
+        new = workspace.publish_runs(done)
+        st.toast(f"Published as {', '.join(f'#{i}' for i in new)}: every session sees them now.")
+elif not choices.presenter and not ledger.read_only:  # a shared view only reads
     with c3.popover(f"Delete {len(run_ids)} run{'s' * (len(run_ids) > 1)}…", width="stretch"):
         st.warning(f"Delete run{'s' * (len(run_ids) > 1)} "
                    f"{', '.join(f'#{i}' for i in run_ids)} from the ledger? This cannot be undone.")

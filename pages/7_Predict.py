@@ -18,8 +18,9 @@ st.title("Predict")
 st.caption("Show a trained run a new picture — the book's “is this a cat?” check. "
            "The run's backbone turns the image into features, its head gives the probabilities.")
 
+runs_from = widgets.run_source()
 rows = widgets.runs_or_stop("No finished runs yet. Train one on the Train page, then come back.",
-                            status="completed")
+                            status="completed", source=runs_from)
 ids = list(rows)
 run_key = st.selectbox("Run", ids, format_func=lambda i: widgets.run_label(rows[i]),
                        help="Newest first. Train more runs on the Train page.",
@@ -63,7 +64,7 @@ from tlviz.backbones import WeightsUnavailable  # noqa: E402
 with right:
     try:
         with st.spinner(f"Loading run #{run_key} and predicting…"):
-            model = cache.predictor(int(run_key))
+            model = cache.predictor(int(run_key), runs_from)
             proba = model.predict_proba([image])[0]
     except WeightsUnavailable as e:
         st.error(f"The backbone of run #{run_key} (**{esc(row['backbone'])}**) has no weights "

@@ -11,11 +11,13 @@ import io
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tlviz import workspaces
+from tlviz.errors import BadInput, UnknownName
 from tlviz.runs import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,6 +250,55 @@ def test_the_presenter_key_publishes_a_dataset_to_everyone():
     b = open_page(EXPLORE, dataset=name)
     assert b.selectbox(key="w.dataset").value == name  # listed for another session now
     assert (workspaces.published().datasets_dir / name).is_dir()
+
+
+def test_the_presenter_publishes_a_run_that_every_session_can_compare_and_predict_with():
+    a = open_page(TRAIN)
+    train(a)  # digits, pixels, logistic: run #1 of the presenter's own workspace
+    a.switch_page(COMPARE).run()
+    assert not [b for b in a.button if b.key == "compare.publish"]  # not without the key
+    a.text_input(key="ws.presenter_key").input(workspaces.presenter_token()).run()
+    a.button(key="compare.publish").click().run()
+    assert not a.exception, a.exception
+    published = Ledger(workspaces.published().ledger_path, read_only=True)
+    mine = Ledger(own(a).ledger_path, read_only=True)
+    (pid,) = published.list_runs()["id"].tolist()
+    copy, orig = published.get_run(pid), mine.get_run(1)
+    assert copy["val_accuracy"] == orig["val_accuracy"] and copy["config"] == orig["config"]
+    assert copy["history"].drop(columns="run_id").equals(orig["history"].drop(columns="run_id"))
+    assert all(np.array_equal(v, mine.weights(1)[k]) for k, v in published.weights(pid).items())
+
+    b = open_page(COMPARE)  # another session: its own runs first (none), then the published
+    assert "No runs yet" in text_of(b)
+    b.segmented_control(key="w.runs_from").set_value("published").run()
+    assert not b.exception, b.exception
+    assert b.multiselect(key="w.runs").value == [str(pid)]
+    assert not [x for x in b.button if x.key == "compare.delete"]  # nobody deletes them
+    b.switch_page(PREDICT).run()
+    assert not b.exception, b.exception
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 200, 200)).save(buf, format="PNG")
+    b.file_uploader(key="predict.upload").set_value(("p.png", buf.getvalue(), "image/png")).run()
+    assert not b.exception, b.exception
+    assert any(m.label == "Prediction" for m in b.metric)
+    assert Ledger(own(b).ledger_path, read_only=True).list_runs().empty  # nothing of its own
+
+
+def test_publishing_a_run_needs_the_presenter_key_and_a_finished_run_of_ones_own(tmp_path):
+    token, ws = workspaces.create()
+    led = Ledger(ws.ledger_path)
+    rid = led.start_run({"dataset": "digits", "backbone": "pixels"})
+    with pytest.raises(BadInput):
+        workspaces.publish_run(ws, rid, workspaces.new_token())  # a wrong key
+    with pytest.raises(UnknownName):
+        workspaces.publish_run(ws, rid, workspaces.presenter_token())  # still running
+    with pytest.raises(UnknownName):
+        workspaces.publish_run(ws, 999, workspaces.presenter_token())
+    _, other = workspaces.create()
+    led.finish_run(rid, val_accuracy=0.5)
+    with pytest.raises(UnknownName):  # another workspace's ledger has no such run
+        workspaces.publish_run(other, rid, workspaces.presenter_token())
+    assert workspaces.publish_run(ws, rid, workspaces.presenter_token()) == 1
 
 
 def test_an_upload_over_the_workspace_limit_names_the_limit(monkeypatch):

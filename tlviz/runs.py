@@ -283,6 +283,33 @@ class Ledger:
                                [(i,) for i in dead])
         return len(dead)
 
+    def copy_run(self, source: Ledger, run_id: int) -> int:
+        """Copy a completed run of ``source`` (its row, epochs and weights) into this
+        ledger under a new id; the new id. Publishing a run uses it."""
+        self._writable()
+        with source._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE id=? AND status='completed'",
+                             (int(run_id),)).fetchone()
+            if row is None:
+                raise UnknownName(f"no completed run {run_id}")
+            epochs = db.execute("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch",
+                                (int(run_id),)).fetchall()
+            weights = db.execute("SELECT format, data FROM weights WHERE run_id=?",
+                                 (int(run_id),)).fetchone()
+        cols = [k for k in row.keys() if k != "id"]
+        with self._tx() as db:
+            known = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+            cols = [k for k in cols if k in known]
+            new = int(db.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES "
+                                 f"({', '.join('?' * len(cols))})",
+                                 [row[k] for k in cols]).lastrowid)
+            db.executemany("INSERT INTO epochs VALUES (?, ?, ?, ?, ?, ?)",
+                           [(new, e["epoch"], *[e[k] for k in EPOCH_FIELDS]) for e in epochs])
+            if weights is not None:
+                db.execute("INSERT INTO weights VALUES (?, ?, ?)",
+                           (new, weights["format"], weights["data"]))
+        return new
+
     def delete(self, run_ids) -> int:
         self._writable()
         ids = [int(i) for i in np.atleast_1d(run_ids)]

@@ -404,7 +404,21 @@ def publish_dataset(ws: Workspace, name: str, presenter: str) -> Path:
     return dest
 
 
+def publish_run(ws: Workspace, run_id: int, presenter: str) -> int:
+    """Copy completed run ``run_id`` of ``ws``'s ledger into the published workspace's
+    ledger (presenter token only), where every session can compare and predict with it;
+    its id there."""
+    from tlviz.runs import Ledger
+
+    if not is_presenter(presenter):
+        raise BadInput("publishing needs the presenter token printed when the server started")
+    if ws.published or not ws.ledger_path.exists():
+        raise UnknownName(f"no run {run_id} in this workspace")
+    return Ledger(published(writable=True).ledger_path).copy_run(
+        Ledger(ws.ledger_path, read_only=True), run_id)
+
+
 __all__ = ["NoWorkspace", "QuotaExceeded", "ReadOnly", "Workspace", "active", "check_quota",
            "classroom", "create", "current", "delete", "is_presenter", "is_token", "limits", "mark_interrupted",
-           "mode", "new_token", "open_shared", "open_token", "presenter_token", "publish_dataset",
+           "mode", "new_token", "open_shared", "open_token", "presenter_token", "publish_dataset", "publish_run",
            "published", "share_token", "sweep", "usage", "workspace_id"]

@@ -387,11 +387,16 @@ def _ledger_at(path: str, read_only: bool = False):
     return Ledger(path, read_only=read_only)
 
 
-def _ledger_path() -> tuple[str, bool]:
-    """(path, read-only) of the session's ledger: TLVIZ_HOME's, or its workspace's."""
+def _ledger_path(source: str = "mine") -> tuple[str, bool]:
+    """(path, read-only) of the session's ledger: TLVIZ_HOME's, or its workspace's; with
+    ``source="published"`` (classroom mode) the runs the presenter published, read-only."""
     from ui import workspace
 
     ws = workspace.session()
+    if ws is not None and source == "published":
+        from tlviz import workspaces
+
+        return str(workspaces.published().ledger_path), True
     if ws is None:
         from tlviz.runs import default_path
 
@@ -399,10 +404,20 @@ def _ledger_path() -> tuple[str, bool]:
     return str(ws.ledger_path), ws.read_only
 
 
-def ledger():
+def ledger(source: str = "mine"):
     """The session's run ledger (one shared object per file; safe across threads): the one
-    under TLVIZ_HOME, or in classroom mode its workspace's own (read-only in a shared view)."""
-    return _ledger_at(*_ledger_path())
+    under TLVIZ_HOME, or in classroom mode its workspace's own (read-only in a shared view),
+    or with ``source="published"`` the presenter's published runs (read-only)."""
+    return _ledger_at(*_ledger_path(source))
+
+
+def published_runs() -> int:
+    """How many runs the presenter published (0 outside classroom mode)."""
+    from tlviz import workspaces
+
+    if not workspaces.classroom() or not workspaces.published().ledger_path.exists():
+        return 0
+    return len(ledger("published").list_runs(status="completed"))
 
 
 @_scoped(st.cache_data(show_spinner=False, max_entries=16))
@@ -532,12 +547,13 @@ def _predictor_at(path: str, run_id: int):
     return load_predictor(_ledger_at(path), run_id)
 
 
-def predictor(run_id: int):
-    """``tlviz.train.load_predictor`` for a run of the current ledger, kept in memory.
+def predictor(run_id: int, source: str = "mine"):
+    """``tlviz.train.load_predictor`` for a run of the current ledger (``source``: see
+    :func:`ledger`), kept in memory.
 
     Raises ValueError (no stored weights), KeyError (no such run), WeightsUnavailable.
     """
-    return _predictor_at(_ledger_path()[0], int(run_id))
+    return _predictor_at(_ledger_path(source)[0], int(run_id))
 
 
 def forget_predictors() -> None:

@@ -174,9 +174,24 @@ def run_label(row) -> str:
     return f"#{row['id']} · {row['dataset']} · {row['backbone']} · {what} · val {acc_txt}{status}"
 
 
-def runs_or_stop(empty_message: str, status: str | None = None) -> dict[str, dict]:
+def run_source() -> str:
+    """Whose runs a page shows: "mine", or in classroom mode, once the presenter has
+    published runs, "published" when picked (a small switch; in the link as ``runs_from``)."""
+    from ui import state
+
+    n = cache.published_runs()
+    if not n:
+        return "mine"
+    labels = {"mine": "My runs", "published": f"Published by the presenter ({n})"}
+    picked = st.segmented_control("Runs from", list(labels), format_func=labels.get,
+                                  **state.widget("runs_from", "mine", list(labels)))
+    return picked or "mine"
+
+
+def runs_or_stop(empty_message: str, status: str | None = None,
+                 source: str = "mine") -> dict[str, dict]:
     """Ledger rows by id (newest first), or a message with a link to Train and ``st.stop()``."""
-    runs = cache.ledger().list_runs(status=status)
+    runs = cache.ledger(source).list_runs(status=status)
     if runs.empty:
         st.info(empty_message)
         st.page_link(nav.TRAIN, label="Open the Train page", icon=nav.ICONS[nav.TRAIN])

@@ -206,7 +206,7 @@ def _presenter(ws: Workspace, dataset: str | None) -> None:
     if not st.session_state.get(_PRESENTER):
         key = st.text_input("Presenter key", type="password", key="ws.presenter_key",
                             help="Printed in the server's log when it started: lets you "
-                                 "publish a dataset to everyone.")
+                                 "publish a dataset (here) or runs (on Compare) to everyone.")
         if key:
             if workspaces.is_presenter(key):
                 st.session_state[_PRESENTER] = True
@@ -222,3 +222,18 @@ def _presenter(ws: Workspace, dataset: str | None) -> None:
             st.toast(f"Published {dataset}: every session lists it now.")
     else:
         st.caption("Presenter: pick one of your own datasets to publish it.")
+
+
+def presenting() -> bool:
+    """True when this session gave the presenter key (classroom mode, own workspace)."""
+    ws = session()
+    return ws is not None and not ws.read_only and bool(st.session_state.get(_PRESENTER))
+
+
+def publish_runs(run_ids: list[int]) -> list[int]:
+    """Copy this workspace's completed runs to the published ledger; their new ids."""
+    from ui import cache
+
+    new = [workspaces.publish_run(session(), int(i), workspaces.presenter_token()) for i in run_ids]
+    cache.forget_predictors()
+    return new
