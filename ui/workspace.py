@@ -147,11 +147,9 @@ def _remember(token: str) -> None:
     on a shared lab machine the next person starts fresh), so that a reload or a second tab
     opens the same workspace. Streamlit reads cookies but cannot set them: a zero-height
     component of the same origin does."""
-    import streamlit.components.v1 as components
-
     if not workspaces.is_token(token) or _cookie() == token:
         return
-    components.html(  # the token has a token's shape (checked): nothing else is put in here
+    st.components.v1.html(  # the token has a token's shape (checked): nothing else is put in here
         "<script>const s = parent.location.protocol === 'https:' ? '; Secure' : '';"
         f"parent.document.cookie = '{COOKIE}={token}; path=/; SameSite=Strict' + s;</script>",
         height=0)
