@@ -70,6 +70,19 @@ def shared_dataset(name: str) -> Path:
     return Path(base) / name
 
 
+def open_page(page: str, **query):
+    """A new dashboard session (AppTest on app.py) on digits + pixels (``query`` adds or
+    overrides URL parameters), switched to ``page``, with no exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"dataset": "digits", "backbone": "pixels", **query})
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 @pytest.fixture(autouse=True)
 def _fresh_streamlit_caches():
     """The dashboard's in-process caches are keyed by dataset *name*, and names resolve

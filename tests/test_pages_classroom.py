@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_page
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -31,15 +32,6 @@ def classroom(tmp_path, monkeypatch):
     monkeypatch.setenv("TLVIZ_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("TLVIZ_MODE", "classroom")
     return tmp_path / "home"
-
-
-def open_page(page: str, **query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params.update({"dataset": "digits", "backbone": "pixels", **query})
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def own(at: AppTest) -> workspaces.Workspace:

@@ -11,6 +11,7 @@ from pathlib import Path
 import fixtures_bad_inputs as bad
 import numpy as np
 import pytest
+from conftest import open_page
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -24,15 +25,6 @@ TRAIN, COMPARE, PREDICT = "pages/5_Train.py", "pages/6_Compare.py", "pages/7_Pre
 def fresh_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TLVIZ_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
-
-
-def open_page(page: str, **query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params.update({"dataset": "digits", "backbone": "pixels", **query})
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def finish_jobs(at: AppTest) -> AppTest:

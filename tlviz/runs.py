@@ -296,10 +296,8 @@ class Ledger:
                                 (int(run_id),)).fetchall()
             weights = db.execute("SELECT format, data FROM weights WHERE run_id=?",
                                  (int(run_id),)).fetchone()
-        cols = [k for k in row.keys() if k != "id"]
+        cols = [k for k in row.keys() if k != "id"]  # both ledgers have the current schema
         with self._tx() as db:
-            known = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
-            cols = [k for k in cols if k in known]
             new = int(db.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES "
                                  f"({', '.join('?' * len(cols))})",
                                  [row[k] for k in cols]).lastrowid)

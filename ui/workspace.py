@@ -229,9 +229,7 @@ def presenting() -> bool:
 
 
 def publish_runs(run_ids: list[int]) -> list[int]:
-    """Copy this workspace's completed runs to the published ledger; their new ids."""
-    from ui import cache
-
-    new = [workspaces.publish_run(session(), int(i), workspaces.presenter_token()) for i in run_ids]
-    cache.forget_predictors()
-    return new
+    """Copy this workspace's completed runs to the published ledger; their new ids (new
+    ids: no loaded predictor is stale, so every session keeps its own)."""
+    return [workspaces.publish_run(session(), int(i), workspaces.presenter_token())
+            for i in run_ids]
